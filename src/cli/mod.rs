@@ -1,0 +1,30 @@
+//! Command groups of the `keyprov` binary and what they share: logging set-up and the one
+//! clear error line a failed command prints.
+
+pub mod devices;
+pub mod dskpp;
+pub mod pskc;
+pub mod station;
+
+use std::process::ExitCode;
+
+/// Logs go to stderr, quiet by default; `RUST_LOG` raises the level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Prints one line for the user (the error and its causes) and picks the exit code.
+pub fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
