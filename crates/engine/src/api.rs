@@ -1,0 +1,267 @@
+//! The station's service API: the request, response and event types that the CLI, the GUI
+//! and any other shell exchange with the engine.
+//!
+//! These types are the one place where the shells and the engine meet. They are plain data,
+//! serde-serializable (the GUI receives them as JSON over Tauri IPC; `--json` CLI output uses
+//! the same shapes), and carry no secret except where a field says so. Field names are
+//! snake_case in JSON. Extend them by adding fields (with `#[serde(default)]`) rather than
+//! renaming: scripts and the frontend depend on them.
+//!
+//! The operations are methods of [`crate::Station`]:
+//!
+//! | method | request | result |
+//! |---|---|---|
+//! | `Station::open(StationConfig)` | where the store, master key and emulators are | `Station` |
+//! | `devices()` | — | `Vec<DeviceInfo>` (real HID + emulator dir) |
+//! | `watch_devices(callback)` | — | `DeviceEvent`s until the returned guard drops |
+//! | `attach_emulated(EmulatorRequest)` | demo/testing switch | `Vec<DeviceInfo>` |
+//! | `provision(BatchRequest, on_progress, &Cancel)` | a batch | `BatchSummary` |
+//! | `batches()` / `batch(id_or_name)` | — | `Vec<BatchSummary>` / `BatchDetail` |
+//! | `export_batch(id_or_name, ExportRequest)` | a file and its protection | `ExportRecord` |
+//! | `reissue(ReissueRequest, on_progress, &Cancel)` | one token | `BatchSummary` |
+//! | `audit_verify()` | — | `AuditReport` |
+//! | `reveal_secret(key_id)` | explicit operator request | hex secret (zeroizing) |
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where the station keeps its state. Every field has a default: the XDG data directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StationConfig {
+    /// SQLite database file; default `$XDG_DATA_HOME/keyprov/station.db`.
+    pub db_path: Option<PathBuf>,
+    /// Directory of emulated tokens to treat as attached, besides real HID devices.
+    pub emulator_dir: Option<PathBuf>,
+    /// Operator passphrase that unwraps the master key, when it is wrapped.
+    #[serde(skip_serializing)]
+    pub passphrase: Option<String>,
+}
+
+/// The kind of OTP the tokens of a batch get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtpKind {
+    Hotp,
+    Totp,
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProvisioningMode {
+    /// The DSKPP server code runs in-process, its state in the station store.
+    Local,
+    /// A central `keyprov serve` over HTTP(S).
+    Central {
+        server_url: String,
+        /// Authentication codes issued by the server for this batch (one per token), if the
+        /// station authenticates with an AC pool.
+        #[serde(default)]
+        auth_codes: Vec<String>,
+    },
+}
+
+/// How an exported PSKC file is protected.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ExportProtection {
+    /// PBKDF2 from a password.
+    Password { password: String },
+    /// A pre-shared AES key, hex.
+    Key { key_hex: String },
+    /// RSA key transport to the certificate in this PEM file.
+    Certificate { cert_pem: PathBuf },
+}
+
+impl std::fmt::Debug for ExportProtection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Password { .. } => f.write_str("Password(<redacted>)"),
+            Self::Key { .. } => f.write_str("Key(<redacted>)"),
+            Self::Certificate { cert_pem } => write!(f, "Certificate({})", cert_pem.display()),
+        }
+    }
+}
+
+/// Which importer the export is written for (issue 7); `generic` is canonical RFC 6030.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportTarget {
+    #[default]
+    Generic,
+    Privacyidea,
+    Freeipa,
+    Linotp,
+}
+
+/// An export of a batch (or of one re-issued key) to a PSKC file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRequest {
+    pub path: PathBuf,
+    pub protection: ExportProtection,
+    #[serde(default)]
+    pub target: ExportTarget,
+}
+
+/// A batch to provision: every attached token (or the first `count`) gets one fresh key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub name: String,
+    pub otp: OtpKind,
+    pub digits: u8,
+    /// TOTP time step in seconds (ignored for HOTP).
+    #[serde(default = "default_period")]
+    pub period: u32,
+    /// Provision at most this many tokens; all attached ones when absent.
+    #[serde(default)]
+    pub count: Option<usize>,
+    pub mode: ProvisioningMode,
+    #[serde(default)]
+    pub export: Option<ExportRequest>,
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+fn default_period() -> u32 {
+    30
+}
+
+/// Re-issue one token: revoke its key, provision a new one, optionally export that key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReissueRequest {
+    pub serial: String,
+    pub mode: ProvisioningMode,
+    #[serde(default)]
+    pub export: Option<ExportRequest>,
+}
+
+/// An attached token as the station sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// `yubikey` or `nitrokey`.
+    pub family: String,
+    pub model: String,
+    pub serial: String,
+    pub firmware: String,
+    /// Slots that hold no configuration.
+    #[serde(default)]
+    pub free_slots: Vec<String>,
+    /// True for a device served by an emulator directory.
+    #[serde(default)]
+    pub emulated: bool,
+}
+
+/// A token arrived or left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum DeviceEvent {
+    Arrived { device: DeviceInfo },
+    Removed { device: DeviceInfo },
+}
+
+/// Attach emulated tokens (the GUI's demo switch; `keyprov emulator add` on the CLI).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmulatorRequest {
+    /// `yubikey`, `nitrokey-pro` or `nitrokey-storage`.
+    pub model: String,
+    pub count: usize,
+}
+
+/// Where one token is in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Queued,
+    Dskpp,
+    Writing,
+    Verifying,
+    Done,
+    Failed,
+}
+
+/// One progress report, streamed while a batch runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProgressEvent {
+    pub batch_id: i64,
+    pub serial: String,
+    pub family: String,
+    pub stage: Stage,
+    /// Attempt number for this token, from 1.
+    pub attempt: u32,
+    /// What went wrong (no secret), for `Failed` and retried stages.
+    pub message: Option<String>,
+    /// Tokens finished (done or failed) and total, for the batch progress bar.
+    pub finished: usize,
+    pub total: usize,
+}
+
+/// A batch as listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchSummary {
+    pub id: i64,
+    pub name: String,
+    /// `running`, `completed`, `failed`, `cancelled`, `interrupted`.
+    pub state: String,
+    pub otp: OtpKind,
+    pub digits: u8,
+    pub period: Option<u32>,
+    /// `local` or the server URL.
+    pub mode: String,
+    pub operator: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub tokens: usize,
+    pub verified: usize,
+    pub failed: usize,
+    pub exports: Vec<ExportRecord>,
+}
+
+/// One token's key within a batch. Never carries the secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub key_id: String,
+    pub family: String,
+    pub model: String,
+    pub serial: String,
+    pub slot: String,
+    pub otp: OtpKind,
+    pub digits: u8,
+    /// HOTP: the next counter value the device will use.
+    pub counter: Option<u64>,
+    pub period: Option<u32>,
+    /// `reserved`, `written`, `verified`, `exported`, `revoked`.
+    pub state: String,
+    /// How the write was proven: `device-otp` or `config-accepted`.
+    pub verification: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A batch with its tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchDetail {
+    pub batch: BatchSummary,
+    pub tokens: Vec<TokenRow>,
+}
+
+/// A PSKC file the station wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRecord {
+    pub path: PathBuf,
+    pub sha256: String,
+    /// `password`, `key`, `certificate`.
+    pub protection: String,
+    pub target: ExportTarget,
+    pub keys: usize,
+    pub created_at: String,
+}
+
+/// Result of checking the event hash chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub ok: bool,
+    pub events: u64,
+    /// The first event whose link does not hold, with the reason.
+    pub first_broken: Option<String>,
+}
