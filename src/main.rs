@@ -26,6 +26,8 @@ enum Command {
     Devices(cli::devices::Command),
     #[command(flatten)]
     Station(cli::station::Command),
+    #[command(flatten)]
+    Seeds(cli::seeds::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Dskpp(cmd) => cli::dskpp::run(cmd),
         Command::Devices(cmd) => cli::devices::run(cmd),
         Command::Station(cmd) => cli::station::run(cmd),
+        Command::Seeds(cmd) => cli::seeds::run(cmd),
     };
     cli::finish(result)
 }

@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod dskpp;
 pub mod pskc;
+pub mod seeds;
 pub mod station;
 
 use std::process::ExitCode;
