@@ -1,0 +1,203 @@
+//! What can go wrong in the store, grouped by who has to act: the operator (passphrase, files
+//! on disk), the caller (a request the store's rules refuse), or nobody in particular (data at
+//! rest that fails its integrity checks, SQLite or the OS failing).
+//!
+//! No message ever contains a secret: sealed values, keys and passphrases are only named.
+
+use std::path::PathBuf;
+
+use crate::model::{BatchId, DeviceId, KeyId, KeyState};
+
+/// Every error of `keyprov-store`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    // ---- The operator must act: passphrases and files of the data directory. ----
+    /// The master key file is passphrase-protected and no passphrase was given.
+    #[error("master key {path} is protected by a passphrase; none was given")]
+    PassphraseRequired {
+        /// The master key file.
+        path: PathBuf,
+    },
+    /// A passphrase was given for a master key file that is stored without one.
+    #[error("master key {path} is not protected by a passphrase, but one was given")]
+    PassphraseNotExpected {
+        /// The master key file.
+        path: PathBuf,
+    },
+    /// The passphrase does not match the check value of the master key file.
+    #[error("wrong passphrase for master key {path}")]
+    WrongPassphrase {
+        /// The master key file.
+        path: PathBuf,
+    },
+    /// An empty passphrase was given; it would protect nothing.
+    #[error("the master key passphrase must not be empty")]
+    EmptyPassphrase,
+    /// The master key file is readable or writable by others than its owner.
+    #[error("master key {path} has permissions {mode:o}; it must be owner-only (chmod 600)")]
+    KeyFilePermissions {
+        /// The master key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// No master key file exists where one was required.
+    #[error("no master key at {path}")]
+    MissingKeyFile {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// No station database exists where one was required.
+    #[error("no station database at {path}")]
+    MissingDatabase {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// Neither `$XDG_DATA_HOME` nor `$HOME` is set, so there is no default data directory.
+    #[error("no data directory: neither XDG_DATA_HOME nor HOME is set; pass --db")]
+    NoDataDirectory,
+
+    // ---- Data at rest failed its checks: corruption, tampering or the wrong key. ----
+    /// The master key file is not in the expected format.
+    #[error("master key {path} is malformed: {reason}")]
+    MalformedKeyFile {
+        /// The master key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The passphrase matched but the wrapped key inside the file failed authentication.
+    #[error("master key {path}: the wrapped key failed authentication (file damaged)")]
+    DamagedKeyFile {
+        /// The master key file.
+        path: PathBuf,
+    },
+    /// A sealed value failed authentication: wrong master key, wrong binding, or tampering.
+    #[error("sealed value rejected: wrong master key, wrong binding or tampered data")]
+    SealedValueRejected,
+    /// A sealed value starts with a format version this program does not know.
+    #[error("sealed value has unknown format version {0}")]
+    UnknownSealVersion(u8),
+    /// A sealed value is shorter than its version, nonce and tag.
+    #[error("sealed value is truncated ({0} bytes)")]
+    SealedValueTruncated(usize),
+    /// The secret of a key failed authentication under the loaded master key.
+    #[error("secret of key {key} cannot be opened: wrong master key or tampered row")]
+    KeySecretRejected {
+        /// The key whose secret was rejected.
+        key: KeyId,
+    },
+    /// The database was sealed with a different master key than the one loaded.
+    #[error("master key {found} does not belong to this database (it was created with {expected})")]
+    MasterKeyMismatch {
+        /// Fingerprint recorded in the database.
+        expected: String,
+        /// Fingerprint of the loaded key.
+        found: String,
+    },
+    /// The database schema is newer than this program understands.
+    #[error("database schema version {found} is newer than this program's {supported}")]
+    SchemaTooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The newest version this program knows.
+        supported: i64,
+    },
+    /// A row holds a value the store never writes.
+    #[error("corrupt row in {table} (id {id}): {reason}")]
+    CorruptRow {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    // ---- The caller asked for something the store's rules refuse. ----
+    /// Operations on key secrets need the master key, which this store was opened without.
+    #[error("the store was opened without its master key")]
+    MasterKeyNotLoaded,
+    /// No batch with this id.
+    #[error("no batch {0}")]
+    UnknownBatch(BatchId),
+    /// No batch with this name.
+    #[error("no batch named {0:?}")]
+    UnknownBatchName(String),
+    /// No device with this id.
+    #[error("no device {0}")]
+    UnknownDevice(DeviceId),
+    /// No key with this id.
+    #[error("no key {0}")]
+    UnknownKey(KeyId),
+    /// A batch of this name already exists.
+    #[error("a batch named {0:?} already exists")]
+    DuplicateBatch(String),
+    /// The batch is finished and takes no more keys or state changes.
+    #[error("batch {0} is closed")]
+    BatchClosed(BatchId),
+    /// The key's life cycle does not allow this step.
+    #[error("key {key} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The key.
+        key: KeyId,
+        /// Its current state.
+        from: KeyState,
+        /// The refused state.
+        to: KeyState,
+    },
+    /// Engine events may not use the kinds the store writes itself.
+    #[error("event kind {0:?} is reserved for the store's own events")]
+    ReservedEventKind(String),
+    /// A field given by the caller is outside what the store accepts.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    // ---- The environment failed. ----
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("read", "create", ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An SQLite call failed.
+    #[error("database {context}: {source}")]
+    Sqlite {
+        /// What the store was doing.
+        context: &'static str,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Attaches what the store was doing to an SQLite error.
+#[allow(dead_code)] // Used by the SQLite store, which lands in the next commit.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn ctx(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}
