@@ -55,8 +55,10 @@ pub enum ProvisioningMode {
     /// A central `keyprov serve` over HTTP(S).
     Central {
         server_url: String,
-        /// Authentication codes issued by the server for this batch (one per token), if the
-        /// station authenticates with an AC pool.
+        /// One-time authentication codes the server issued for this batch, one per token run:
+        /// each entry is a line as `keyprov ac issue` prints it, `AC=<code>` optionally
+        /// followed by ` SHARED_KEY=<hex>` (a bare code is accepted too). A run consumes one
+        /// code; a resumed batch takes the next unused one.
         #[serde(default)]
         auth_codes: Vec<String>,
     },
@@ -121,6 +123,10 @@ pub struct BatchRequest {
     pub export: Option<ExportRequest>,
     #[serde(default)]
     pub operator: Option<String>,
+    /// Tokens programmed at once; all attached ones (at most 32) when absent. (Added by the
+    /// engine, issue 5.)
+    #[serde(default)]
+    pub parallel: Option<usize>,
 }
 
 fn default_period() -> u32 {

@@ -1,0 +1,131 @@
+//! What can go wrong in a station operation, grouped by who has to act, each with a stable
+//! [`EngineError::code`] the GUI shows next to the message.
+//!
+//! Errors of a single token during a batch are not `EngineError`s: they end that token's run
+//! (its `ProgressEvent` says `failed` with the message) and the batch carries on. An
+//! `EngineError` ends the whole operation. No message carries a secret.
+
+use std::path::PathBuf;
+
+/// Every error of a station operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    // ---- The operator's request cannot be carried out as given. ----
+    /// A request field is invalid (names the field and why).
+    #[error("invalid {field}: {reason}")]
+    InvalidRequest {
+        /// The field, as the CLI spells its flag.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// No batch has this id or name.
+    #[error("no batch {0:?} in the station database")]
+    UnknownBatch(String),
+    /// An existing batch of this name was created with other settings.
+    #[error(
+        "batch {name:?} exists with {existing}; resume it with the same settings or pick a new name"
+    )]
+    BatchMismatch {
+        /// The batch name.
+        name: String,
+        /// The recorded settings that differ.
+        existing: String,
+    },
+    /// No token to provision.
+    #[error("no token attached{hint}")]
+    NoDevices {
+        /// What to check.
+        hint: String,
+    },
+    /// The token to re-issue is not attached or not known to the station.
+    #[error("token {serial}: {reason}")]
+    UnknownToken {
+        /// Its serial.
+        serial: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// Central mode ran out of one-time authentication codes.
+    #[error(
+        "central mode needs one unused authentication code per token run; {available} left for {needed} runs (issue more with `keyprov ac issue` and pass them with --ac-file)"
+    )]
+    NotEnoughAuthCodes {
+        /// Unused codes.
+        available: usize,
+        /// Runs that need one.
+        needed: usize,
+    },
+    /// The batch has no active key to export.
+    #[error("batch {0:?} has no verified key to export")]
+    NothingToExport(String),
+
+    // ---- A peer failed: the DSKPP server. ----
+    /// The DSKPP server could not be reached.
+    #[error("DSKPP server {url} unreachable: {reason}")]
+    ServerUnreachable {
+        /// The server URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+
+    // ---- The station's own state or environment. ----
+    /// The station store failed.
+    #[error(transparent)]
+    Store(#[from] keyprov_store::StoreError),
+    /// The local DSKPP server core failed to open or to issue an authentication code.
+    #[error("local DSKPP server: {0}")]
+    Dskpp(String),
+    /// Token discovery failed.
+    #[error("token discovery: {0}")]
+    Discovery(String),
+    /// The export file could not be built.
+    #[error("export {}: {reason}", path.display())]
+    ExportBuild {
+        /// The export file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// The export file could not be written (full disk, permissions...).
+    #[error("cannot write export {}: {source}", path.display())]
+    ExportWrite {
+        /// The export file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// A stable identifier of the error kind, for the GUI and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::InvalidRequest { .. } => "invalid_request",
+            EngineError::UnknownBatch(_) => "unknown_batch",
+            EngineError::BatchMismatch { .. } => "batch_mismatch",
+            EngineError::NoDevices { .. } => "no_devices",
+            EngineError::UnknownToken { .. } => "unknown_token",
+            EngineError::NotEnoughAuthCodes { .. } => "not_enough_auth_codes",
+            EngineError::NothingToExport(_) => "nothing_to_export",
+            EngineError::ServerUnreachable { .. } => "server_unreachable",
+            EngineError::Store(_) => "store",
+            EngineError::Dskpp(_) => "dskpp",
+            EngineError::Discovery(_) => "discovery",
+            EngineError::ExportBuild { .. } => "export_build",
+            EngineError::ExportWrite { .. } => "export_write",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        EngineError::InvalidRequest {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result of a station operation.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
