@@ -191,7 +191,6 @@ impl StoreError {
 }
 
 /// Attaches what the store was doing to an SQLite error.
-#[allow(dead_code)] // Used by the SQLite store, which lands in the next commit.
 pub(crate) trait SqlContext<T> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError>;
 }

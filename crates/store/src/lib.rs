@@ -2,18 +2,35 @@
 //!
 //! - [`vault`]: the station master key (owner-only file, optional operator passphrase) and
 //!   sealing of secrets at rest with XChaCha20-Poly1305.
-//! - the SQLite store of batches, devices, keys, provisioning events and exports, whose events
-//!   form a hash chain checked by the audit.
+//! - [`Store`]: the SQLite database of batches, devices, keys (secrets sealed), provisioning
+//!   events and exports. Every state change is written together with its event in one
+//!   transaction; the events form a hash chain that [`Store::verify_audit`] checks.
+//!
+//! Files: the database defaults to `$XDG_DATA_HOME/keyprov/station.db` (else
+//! `~/.local/share/keyprov/station.db`) and its master key is `master.key` in the same
+//! directory. Back up both: the database without the key holds no usable secret.
 //!
 //! The crate logs with `tracing` and never logs or formats a secret.
 
+pub mod audit;
 pub mod error;
+mod keys;
 pub mod model;
+mod records;
+mod schema;
+mod store;
 pub mod vault;
 
+pub use audit::{AuditReport, BrokenLink};
 pub use error::StoreError;
+pub use keys::ENGINE_EVENT_PREFIX;
 pub use model::{
-    BatchId, BatchMode, BatchState, DeviceId, ExportId, HashAlgorithm, KeyId, KeyProfile, KeyState,
-    OtpAlgorithm, Secret,
+    BatchId, BatchMode, BatchState, DeviceId, DeviceOutcome, ExportId, HashAlgorithm, KeyId,
+    KeyProfile, KeyState, OtpAlgorithm,
 };
+pub use records::{
+    Batch, BatchDevice, Device, DeviceIdentity, Event, Export, Key, NewBatch, NewEvent, NewExport,
+    NewKey, Verification,
+};
+pub use store::{MASTER_KEY_FILE, Store};
 pub use vault::MasterKey;

@@ -5,9 +5,9 @@
 
 use std::fmt;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use zeroize::Zeroizing;
 
 macro_rules! row_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -19,6 +19,18 @@ macro_rules! row_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "#{}", self.0)
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                i64::column_result(value).map($name)
             }
         }
     };
@@ -71,6 +83,22 @@ macro_rules! text_enum {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    let what = format!("unknown {} {text:?}", stringify!($name));
+                    FromSqlError::Other(what.into())
+                })
             }
         }
     };
@@ -154,8 +182,22 @@ text_enum!(
         Open = "open",
         /// Every device was handled.
         Completed = "completed",
+        /// Ended with devices that could not be provisioned; re-running resumes it.
+        Failed = "failed",
         /// Stopped by the operator; its keys stay as they are.
         Cancelled = "cancelled",
+    }
+);
+
+text_enum!(
+    /// How one device of a batch fared.
+    DeviceOutcome {
+        /// Not handled yet, or interrupted.
+        Pending = "pending",
+        /// Holds its verified key.
+        Done = "done",
+        /// Gave up after retries; the error says why.
+        Failed = "failed",
     }
 );
 
@@ -172,17 +214,7 @@ pub struct KeyProfile {
     pub hash: HashAlgorithm,
 }
 
-/// A key secret on its way into the store: wiped on drop, never printed.
-pub struct Secret(pub Zeroizing<Vec<u8>>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret(<{} bytes redacted>)", self.0.len())
-    }
-}
-
 /// Formats a time the way the store keeps it (RFC 3339, UTC).
-#[allow(dead_code)] // Used by the SQLite store, which lands in the next commit.
 pub(crate) fn format_time(at: OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     // RFC 3339 formatting fails only for years outside 0..=9999, which `now_utc` never gives.
@@ -191,7 +223,6 @@ pub(crate) fn format_time(at: OffsetDateTime) -> String {
 }
 
 /// Parses a time written by [`format_time`].
-#[allow(dead_code)] // Used by the SQLite store, which lands in the next commit.
 pub(crate) fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
@@ -221,11 +252,5 @@ mod tests {
         }
         assert_eq!(HashAlgorithm::parse("sha256"), Some(HashAlgorithm::Sha256));
         assert_eq!(OtpAlgorithm::parse("HOTP"), None);
-    }
-
-    #[test]
-    fn secret_debug_is_redacted() {
-        let secret = Secret(Zeroizing::new(b"12345678901234567890".to_vec()));
-        assert_eq!(format!("{secret:?}"), "Secret(<20 bytes redacted>)");
     }
 }

@@ -1,0 +1,220 @@
+//! The database schema as numbered migrations, and the connection settings.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Opening a database applies the
+//! missing ones in one immediate transaction together with the new version number, so a crash
+//! leaves either the old schema or the new one. A database newer than this program is refused.
+//!
+//! Settings of every connection: WAL journal; `synchronous = FULL`, because a key the DSKPP
+//! server issued must survive power loss once its row is committed (NORMAL may lose the last
+//! commits of a WAL database); foreign keys on; a 5 s busy timeout so that a second process
+//! (an `audit verify` beside a running batch) waits for the writer instead of failing.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{SqlContext, StoreError};
+
+/// How long a connection waits for another writer before giving up.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+const MIGRATION_1: &str = "
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE batches (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    algorithm   TEXT NOT NULL,
+    digits      INTEGER NOT NULL,
+    period      INTEGER,
+    hash        TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    server_url  TEXT,
+    operator    TEXT,
+    params      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    finished_at TEXT
+) STRICT;
+
+CREATE TABLE devices (
+    id         INTEGER PRIMARY KEY,
+    family     TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    serial     TEXT NOT NULL,
+    firmware   TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL,
+    UNIQUE (family, serial)
+) STRICT;
+CREATE INDEX devices_by_serial ON devices (serial);
+
+CREATE TABLE batch_devices (
+    batch_id   INTEGER NOT NULL REFERENCES batches (id),
+    device_id  INTEGER NOT NULL REFERENCES devices (id),
+    outcome    TEXT NOT NULL,
+    error      TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (batch_id, device_id)
+) STRICT;
+
+CREATE TABLE keys (
+    id           INTEGER PRIMARY KEY,
+    batch_id     INTEGER NOT NULL REFERENCES batches (id),
+    device_id    INTEGER NOT NULL REFERENCES devices (id),
+    slot         TEXT NOT NULL,
+    algorithm    TEXT NOT NULL,
+    digits       INTEGER NOT NULL,
+    counter      INTEGER,
+    period       INTEGER,
+    hash         TEXT NOT NULL,
+    secret       BLOB NOT NULL,
+    state        TEXT NOT NULL,
+    dskpp_key_id TEXT,
+    server_url   TEXT,
+    verification TEXT,
+    proof        TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+CREATE INDEX keys_by_batch ON keys (batch_id, state);
+CREATE INDEX keys_by_device ON keys (device_id, slot);
+-- At most one key is live on a device slot; writing a new one revokes the old one first.
+CREATE UNIQUE INDEX one_live_key_per_slot ON keys (device_id, slot)
+    WHERE state IN ('written', 'verified', 'exported');
+
+CREATE TABLE exports (
+    id         INTEGER PRIMARY KEY,
+    batch_id   INTEGER REFERENCES batches (id),
+    file_name  TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    protection TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE export_keys (
+    export_id INTEGER NOT NULL REFERENCES exports (id),
+    key_id    INTEGER NOT NULL REFERENCES keys (id),
+    PRIMARY KEY (export_id, key_id)
+) STRICT;
+
+-- The provisioning log. hash = SHA-256(prev_hash || canonical content), see audit.rs.
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    batch_id  INTEGER,
+    device_id INTEGER,
+    key_id    INTEGER,
+    detail    TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash      BLOB NOT NULL
+) STRICT;
+CREATE INDEX events_by_batch ON events (batch_id);
+";
+
+/// The schema version this program writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Applies the connection settings described in the module doc.
+pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).ctx("set busy timeout")?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .ctx("enable WAL")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, "SQLite refused WAL journal mode");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .ctx("set synchronous")?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .ctx("enable foreign keys")?;
+    Ok(())
+}
+
+/// Brings the schema up to date in one transaction; returns the version found before.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<i64, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .ctx("begin migration")?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .ctx("read schema version")?;
+    let supported = current_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tracing::debug!(version = index + 1, "applying schema migration");
+        tx.execute_batch(sql).ctx("apply migration")?;
+    }
+    if found < supported {
+        tx.pragma_update(None, "user_version", supported)
+            .ctx("write schema version")?;
+    }
+    tx.commit().ctx("commit migration")?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_set_the_version() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+        assert_eq!(migrate(&mut conn).unwrap(), current_version());
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::SchemaTooNew {
+                    found: 99,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn failed_migration_leaves_nothing_behind() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // A table in the way makes migration 1 fail half-way through.
+        conn.execute_batch("CREATE TABLE devices (x INTEGER)")
+            .unwrap();
+        assert!(migrate(&mut conn).is_err());
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'batches'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 0);
+    }
+}
