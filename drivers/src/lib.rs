@@ -1,1 +1,36 @@
-//! placeholder, replaced by the crate's owner
+//! `keyprov-drivers`: USB HID drivers for tokens that accept an HOTP/TOTP secret — YubiKey
+//! (OTP application) and Nitrokey Pro / Storage / Librem Key — with byte-exact emulators of
+//! the device side of each protocol, discovery and hotplug.
+//!
+//! Layers, bottom up:
+//! - [`transport::HidTransport`]: feature reports in and out, input reports with a timeout;
+//!   implemented by hidapi (real devices, feature `hid`) and by [`emulator`];
+//! - codecs: [`yubikey::frame`] / [`yubikey::config`] (70-byte frames in 7-byte chunks,
+//!   CRC-16, polling rules) and [`nitrokey::packet`] (64-byte reports, STM32 CRC-32);
+//! - device handles [`yubikey::YubiKey`] and [`nitrokey::Nitrokey`];
+//! - the object-safe [`Token`] trait the provisioning engine uses, with [`list`], [`open`]
+//!   and [`Watcher`] to find tokens;
+//! - [`otp`]: RFC 4226/6238 values the devices are checked against.
+//!
+//! Secrets (keys, PINs, access codes) travel in [`secret`] types that wipe themselves and
+//! print redacted; nothing here logs them.
+
+pub mod crc;
+pub mod discovery;
+pub mod emulator;
+pub mod error;
+pub mod nitrokey;
+pub mod otp;
+pub mod secret;
+pub mod token;
+pub mod transport;
+pub mod yubikey;
+
+pub use discovery::{DeviceEvent, Watcher, list, open};
+pub use error::{Error, Result, Retry};
+pub use otp::{Digits, hotp, totp};
+pub use secret::{AccessCode, Pin, SecretKey};
+pub use token::{
+    Capabilities, Credential, CredentialKind, Expected, Factor, Family, Location, OtpKind,
+    Presence, Proof, Slot, Token, TokenInfo, Verification,
+};

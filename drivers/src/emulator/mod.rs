@@ -1,0 +1,386 @@
+//! Emulated tokens: byte-exact device sides of the YubiKey and Nitrokey HID protocols behind
+//! the same [`HidTransport`] trait as real devices, with state persisted per device in a
+//! directory (see [`store`]), configurable latency and injectable faults.
+//!
+//! The functions here are what `keyprov emulator ...` and the tests use: [`add`], [`list`],
+//! [`touch`], [`set_plugged`], [`inject_fault`], [`set_latency`].
+
+pub mod nitrokey;
+pub mod store;
+pub mod yubikey;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::token::Family;
+use crate::transport::HidTransport;
+use store::{DeviceState, NitrokeyState, YubikeyState};
+pub use store::{Fault, Latency};
+
+/// First serial given to emulated devices of each family.
+fn first_serial(family: Family) -> u32 {
+    match family {
+        Family::Yubikey => 10_000_001,
+        Family::NitrokeyPro => 0x00A0_0001,
+        Family::NitrokeyStorage => 0x00B0_0001,
+    }
+}
+
+fn default_firmware(family: Family) -> &'static str {
+    match family {
+        Family::Yubikey => "5.4.3",
+        Family::NitrokeyPro => "0.15",
+        Family::NitrokeyStorage => "0.55",
+    }
+}
+
+/// Checks and normalizes a `--firmware X.Y[.Z]` value for a family.
+fn firmware_for(family: Family, firmware: Option<&str>) -> Result<String> {
+    let text = firmware.unwrap_or(default_firmware(family));
+    let parts: Vec<u8> = text
+        .split('.')
+        .map(|p| p.parse::<u8>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::InvalidArgument(format!("firmware {text:?} is not X.Y or X.Y.Z")))?;
+    match (family, parts.as_slice()) {
+        (Family::Yubikey, [a, b]) => Ok(format!("{a}.{b}.0")),
+        (Family::Yubikey, [a, b, c]) => Ok(format!("{a}.{b}.{c}")),
+        (_, [a, b]) => Ok(format!("{a}.{b}")),
+        _ => Err(Error::InvalidArgument(format!(
+            "firmware {text:?} for {family}"
+        ))),
+    }
+}
+
+/// One emulated device as `keyprov emulator list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmulatedDevice {
+    /// Family.
+    pub family: Family,
+    /// Model name.
+    pub model: String,
+    /// Serial as the driver reports it.
+    pub serial: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// Whether it is plugged in.
+    pub plugged: bool,
+}
+
+fn model_name(state: &DeviceState) -> String {
+    match state.family {
+        Family::Yubikey => {
+            crate::yubikey::model_name(crate::yubikey::EMULATED_PID, state.firmware_parts()[0])
+        }
+        Family::NitrokeyPro => "Nitrokey Pro".into(),
+        Family::NitrokeyStorage => "Nitrokey Storage".into(),
+    }
+}
+
+fn describe(state: &DeviceState) -> EmulatedDevice {
+    EmulatedDevice {
+        family: state.family,
+        model: model_name(state),
+        serial: state.serial_string(),
+        firmware: state.firmware.clone(),
+        plugged: state.plugged,
+    }
+}
+
+/// Creates `count` new plugged-in devices with fresh serials and empty slots.
+pub fn add(
+    dir: &Path,
+    family: Family,
+    count: u32,
+    firmware: Option<&str>,
+) -> Result<Vec<EmulatedDevice>> {
+    let firmware = firmware_for(family, firmware)?;
+    let existing = store::load_all(dir)?;
+    let next = existing
+        .iter()
+        .filter(|s| s.family == family)
+        .map(|s| s.serial + 1)
+        .max()
+        .unwrap_or(first_serial(family));
+    let mut added = Vec::new();
+    for serial in (next..).take(count as usize) {
+        let state = DeviceState {
+            family,
+            serial,
+            firmware: firmware.clone(),
+            plugged: true,
+            generation: 1,
+            latency: Latency::default_for(family),
+            faults: Vec::new(),
+            yubikey: (family == Family::Yubikey).then(YubikeyState::default),
+            nitrokey: (family != Family::Yubikey).then(NitrokeyState::default),
+        };
+        store::create(dir, &state)?;
+        added.push(describe(&state));
+    }
+    Ok(added)
+}
+
+/// Every emulated device in `dir` (plugged or not).
+pub fn list(dir: &Path) -> Result<Vec<EmulatedDevice>> {
+    Ok(store::load_all(dir)?.iter().map(describe).collect())
+}
+
+/// Finds a device by serial (case-insensitive for Nitrokey's hex serials).
+fn resolve(dir: &Path, serial: &str) -> Result<String> {
+    let states = store::load_all(dir)?;
+    states
+        .iter()
+        .map(DeviceState::serial_string)
+        .find(|s| s.eq_ignore_ascii_case(serial.trim()))
+        .ok_or_else(|| Error::NoSuchDevice {
+            serial: serial.to_owned(),
+        })
+}
+
+/// Presses the device's button: a YubiKey types the OTP of `slot` (default 1) on its
+/// keyboard interface; a Nitrokey (no button) produces the HOTP code of `slot` (default 0)
+/// as GET_CODE would. Either way the HOTP counter advances. Returns the OTP.
+pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
+    let serial = resolve(dir, serial)?;
+    let path = store::state_path(dir, &serial);
+    store::update(dir, &serial, |state| {
+        if !state.plugged {
+            return Err(Error::Unplugged {
+                device: format!("emulated {serial}"),
+                operation: "touch",
+            });
+        }
+        match state.family {
+            Family::Yubikey => yubikey::touch(state, slot.unwrap_or(1), &path),
+            _ => nitrokey_touch(state, slot.unwrap_or(0), &path),
+        }
+    })
+}
+
+fn nitrokey_touch(state: &mut DeviceState, slot: u8, path: &Path) -> Result<String> {
+    let serial = state.serial_string();
+    let nk = state
+        .nitrokey
+        .as_mut()
+        .ok_or_else(|| Error::EmulatorState {
+            path: path.to_owned(),
+            detail: "Nitrokey device without Nitrokey state".into(),
+        })?;
+    let entry = nk
+        .hotp
+        .get_mut(usize::from(slot))
+        .and_then(Option::as_mut)
+        .ok_or_else(|| Error::SlotNotProgrammed {
+            device: format!("emulated {serial}"),
+            slot: format!("hotp:{slot}"),
+        })?;
+    let secret = zeroize::Zeroizing::new(hex::decode(&entry.secret).unwrap_or_default());
+    let end = secret.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let digits = if entry.config & 1 != 0 {
+        crate::Digits::EIGHT
+    } else {
+        crate::Digits::SIX
+    };
+    let otp = crate::otp::hotp(&secret[..end], entry.value, digits);
+    entry.value += 1;
+    Ok(otp)
+}
+
+/// Plugs a device in (a new generation: handles opened before stay dead) or unplugs it.
+pub fn set_plugged(dir: &Path, serial: &str, plugged: bool) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    store::update(dir, &serial, |state| {
+        if plugged && !state.plugged {
+            state.generation += 1;
+        }
+        state.plugged = plugged;
+        Ok(())
+    })
+}
+
+/// Queues a fault for the device's next frame / slot-changing command.
+pub fn inject_fault(dir: &Path, serial: &str, fault: Fault) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    store::update(dir, &serial, |state| {
+        state.faults.push(fault);
+        Ok(())
+    })
+}
+
+/// Sets the device's latencies.
+pub fn set_latency(dir: &Path, serial: &str, latency: Latency) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    store::update(dir, &serial, |state| {
+        state.latency = latency;
+        Ok(())
+    })
+}
+
+/// Sets a Nitrokey's admin PIN (and resets its retry counter).
+pub fn set_admin_pin(dir: &Path, serial: &str, pin: &str) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    let path = store::state_path(dir, &serial);
+    store::update(dir, &serial, |state| {
+        let nk = state
+            .nitrokey
+            .as_mut()
+            .ok_or_else(|| Error::EmulatorState {
+                path: path.clone(),
+                detail: "not a Nitrokey".into(),
+            })?;
+        nk.admin_pin = pin.to_owned();
+        nk.admin_retries = 3;
+        Ok(())
+    })
+}
+
+/// Plugged devices with what discovery needs to open them.
+pub(crate) fn plugged(dir: &Path) -> Result<Vec<(Family, String, u64)>> {
+    Ok(store::load_all(dir)?
+        .iter()
+        .filter(|s| s.plugged)
+        .map(|s| (s.family, s.serial_string(), s.generation))
+        .collect())
+}
+
+enum Session {
+    Yubikey(yubikey::Session),
+    Nitrokey(nitrokey::Session),
+}
+
+/// The HID transport of an emulated device: every report goes through the device state
+/// machine, persistent state through [`store`].
+pub struct EmulatorTransport {
+    dir: PathBuf,
+    serial: String,
+    serial_number: u32,
+    generation: u64,
+    dead: bool,
+    session: Session,
+}
+
+impl EmulatorTransport {
+    /// Opens a plugged-in emulated device.
+    pub fn open(dir: &Path, serial: &str) -> Result<EmulatorTransport> {
+        let serial = resolve(dir, serial)?;
+        let state = store::load(dir, &serial)?;
+        if !state.plugged {
+            return Err(Error::Unplugged {
+                device: format!("emulated {serial}"),
+                operation: "open",
+            });
+        }
+        let session = match state.family {
+            Family::Yubikey => Session::Yubikey(yubikey::Session::default()),
+            _ => Session::Nitrokey(nitrokey::Session::default()),
+        };
+        Ok(EmulatorTransport {
+            dir: dir.to_owned(),
+            serial,
+            serial_number: state.serial,
+            generation: state.generation,
+            dead: false,
+            session,
+        })
+    }
+
+    /// Loads the state, failing (for good) when the device was unplugged since opening.
+    fn live_state(&mut self, operation: &'static str) -> Result<DeviceState> {
+        let state = if self.dead {
+            None
+        } else {
+            store::load(&self.dir, &self.serial).ok()
+        };
+        match state {
+            Some(state) if state.plugged && state.generation == self.generation => Ok(state),
+            _ => {
+                self.dead = true;
+                Err(Error::Unplugged {
+                    device: self.describe(),
+                    operation,
+                })
+            }
+        }
+    }
+
+    fn died(&mut self, err: Error) -> Error {
+        if matches!(err, Error::Unplugged { .. }) {
+            self.dead = true;
+        }
+        err
+    }
+}
+
+impl HidTransport for EmulatorTransport {
+    fn send_feature_report(&mut self, report: &[u8]) -> Result<()> {
+        self.live_state("send feature report")?;
+        let (dir, serial) = (self.dir.clone(), self.serial.clone());
+        let result = match &mut self.session {
+            Session::Yubikey(session) => {
+                let data: [u8; 8] = report
+                    .get(1..9)
+                    .and_then(|d| d.try_into().ok())
+                    .ok_or_else(|| Error::Hid {
+                        device: serial.clone(),
+                        message: "feature report is not 9 bytes".into(),
+                    })?;
+                session.write(&dir, &serial, &data)
+            }
+            Session::Nitrokey(session) => session.write(&dir, &serial, report),
+        };
+        result.map_err(|e| self.died(e))
+    }
+
+    fn get_feature_report(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let state = self.live_state("get feature report")?;
+        match &mut self.session {
+            Session::Yubikey(session) => {
+                let report = session.read(&state);
+                let n = buf.len().min(9);
+                buf[0] = 0;
+                buf[1..n].copy_from_slice(&report[..n - 1]);
+                Ok(n)
+            }
+            Session::Nitrokey(session) => {
+                let report = session.read();
+                let n = buf.len().min(report.len());
+                buf[..n].copy_from_slice(&report[..n]);
+                Ok(n)
+            }
+        }
+    }
+
+    fn read_input_report(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.live_state("read input report")?;
+            let pending = state
+                .yubikey
+                .as_ref()
+                .is_some_and(|yk| !yk.keyboard.is_empty());
+            if let Session::Yubikey(session) = &mut self.session
+                && let Some(report) = session.read_keyboard(&self.dir, &self.serial, pending)?
+            {
+                let n = buf.len().min(8);
+                buf[..n].copy_from_slice(&report[..n]);
+                return Ok(Some(n));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10).min(deadline - Instant::now()));
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "emulated {} (serial {})",
+            self.dir.join(&self.serial).display(),
+            self.serial_number
+        )
+    }
+}

@@ -1,0 +1,330 @@
+//! Persistent state of emulated devices: one JSON file per device in the emulator
+//! directory, replaced atomically (temporary file, fsync, rename, fsync of the directory)
+//! under an exclusive lock on a sibling `.lock` file, so that several processes (the
+//! provisioning engine, `keyprov emulator touch`) share a device safely and a SIGKILL at any
+//! instant leaves either the old or the new state on disk.
+//!
+//! The files hold fake-device secrets (test fixtures); the types here have no `Debug` so
+//! that they cannot end up in a log.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::token::Family;
+
+/// Per-operation latency of an emulated device, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Writes to flash: YubiKey configuration commands, Nitrokey slot writes and erases.
+    pub write_ms: u64,
+    /// Every other command (status, serial, read slot, GET_CODE, challenge-response).
+    pub other_ms: u64,
+}
+
+impl Latency {
+    /// No delay at all (fast tests).
+    pub const ZERO: Latency = Latency {
+        write_ms: 0,
+        other_ms: 0,
+    };
+
+    /// Defaults close to the polling rules of each host library: a YubiKey write well inside
+    /// ykcore's 600 ms low-level timeout, Nitrokey answers within libnitrokey's first read
+    /// (100 ms Pro, 40 ms Storage).
+    pub fn default_for(family: Family) -> Latency {
+        match family {
+            Family::Yubikey => Latency {
+                write_ms: 300,
+                other_ms: 15,
+            },
+            Family::NitrokeyPro => Latency {
+                write_ms: 90,
+                other_ms: 10,
+            },
+            Family::NitrokeyStorage => Latency {
+                write_ms: 35,
+                other_ms: 10,
+            },
+        }
+    }
+}
+
+/// A fault the emulated device produces once, on the next frame (YubiKey) or the next
+/// slot-changing command (Nitrokey: SEND_OTP_DATA, WRITE_TO_SLOT, ERASE_SLOT, AUTHORIZE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The device disappears while receiving the write; nothing is committed.
+    UnplugMidWrite,
+    /// The request arrives corrupted (Nitrokey answers wrong_CRC; a YubiKey drops a
+    /// configuration frame and corrupts the CRC of a response).
+    Crc,
+    /// The device reports busy for 3 s and drops the request.
+    Busy,
+    /// The device accepts the request but never completes it (YubiKey: write flag held for
+    /// 1.5 s; Nitrokey: no response is produced).
+    Timeout,
+}
+
+/// A YubiKey slot: the raw 52-byte configuration as written, and the OATH counter.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct YubikeySlot {
+    /// `config_st` bytes, hex.
+    pub config: String,
+    /// Next OATH-HOTP moving factor.
+    pub counter: u64,
+}
+
+/// YubiKey-specific state.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct YubikeyState {
+    /// Programming sequence.
+    pub pgm_seq: u8,
+    /// Slots 1 and 2.
+    pub slots: [Option<YubikeySlot>; 2],
+    /// Keyboard reports typed by touches and not yet read, hex.
+    pub keyboard: Vec<String>,
+}
+
+/// A Nitrokey OTP slot.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NitrokeySlot {
+    /// Slot name.
+    pub name: String,
+    /// Secret (zero-padded to 40 bytes), hex.
+    pub secret: String,
+    /// `slot_config` bits.
+    pub config: u8,
+    /// Token id (13 bytes), hex.
+    pub token_id: String,
+    /// HOTP counter or TOTP period.
+    pub value: u64,
+}
+
+/// Nitrokey-specific state.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct NitrokeyState {
+    /// Admin PIN (libnitrokey's test default `12345678`).
+    pub admin_pin: String,
+    /// Admin PIN retries left.
+    pub admin_retries: u8,
+    /// HOTP slots 0..3.
+    pub hotp: Vec<Option<NitrokeySlot>>,
+    /// TOTP slots 0..15.
+    pub totp: Vec<Option<NitrokeySlot>>,
+    /// Device clock minus host clock, seconds (set by SET_TIME).
+    pub clock_offset: i64,
+}
+
+impl Default for NitrokeyState {
+    fn default() -> Self {
+        NitrokeyState {
+            admin_pin: "12345678".into(),
+            admin_retries: 3,
+            hotp: vec![None; 3],
+            totp: vec![None; 15],
+            clock_offset: 0,
+        }
+    }
+}
+
+/// Everything an emulated device keeps across processes.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// Family.
+    pub family: Family,
+    /// Serial number.
+    pub serial: u32,
+    /// Firmware version (`5.4.3`, `0.15`).
+    pub firmware: String,
+    /// Whether the device is plugged in.
+    pub plugged: bool,
+    /// Increments at each plug: a handle opened before is stale.
+    pub generation: u64,
+    /// Operation latencies.
+    pub latency: Latency,
+    /// Faults to produce, in order.
+    pub faults: Vec<Fault>,
+    /// YubiKey state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yubikey: Option<YubikeyState>,
+    /// Nitrokey state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nitrokey: Option<NitrokeyState>,
+}
+
+impl DeviceState {
+    /// The serial as the vendor's tools print it (YubiKey decimal, Nitrokey 8 hex digits).
+    pub fn serial_string(&self) -> String {
+        serial_string(self.family, self.serial)
+    }
+
+    /// Firmware as numbers (missing parts are 0).
+    pub fn firmware_parts(&self) -> [u8; 3] {
+        let mut parts = [0u8; 3];
+        for (slot, text) in parts.iter_mut().zip(self.firmware.split('.')) {
+            *slot = text.parse().unwrap_or(0);
+        }
+        parts
+    }
+}
+
+/// Serial formatting per family.
+pub fn serial_string(family: Family, serial: u32) -> String {
+    match family {
+        Family::Yubikey => serial.to_string(),
+        _ => format!("{serial:08X}"),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::EmulatorIo {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The state file of a device.
+pub fn state_path(dir: &Path, serial: &str) -> PathBuf {
+    dir.join(format!("{serial}.json"))
+}
+
+fn lock_path(dir: &Path, serial: &str) -> PathBuf {
+    dir.join(format!(".{serial}.lock"))
+}
+
+fn open_lock(dir: &Path, serial: &str) -> Result<File> {
+    let path = lock_path(dir, serial);
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))
+}
+
+fn read_state(path: &Path) -> Result<DeviceState> {
+    let text = match fs::read(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let serial = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            return Err(Error::NoSuchDevice { serial });
+        }
+        Err(err) => return Err(io(path)(err)),
+    };
+    serde_json::from_slice(&text).map_err(|e| Error::EmulatorState {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes `state` atomically: temporary file, fsync, rename over the old file, fsync dir.
+fn write_state(dir: &Path, state: &DeviceState) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let serial = state.serial_string();
+    let path = state_path(dir, &serial);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{serial}.json.{}.{n}.tmp", std::process::id()));
+    let text = serde_json::to_vec_pretty(state).map_err(|e| Error::EmulatorState {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io(&path))
+}
+
+/// Reads a device's state under a shared lock.
+pub fn load(dir: &Path, serial: &str) -> Result<DeviceState> {
+    let path = state_path(dir, serial);
+    if !path.exists() {
+        return Err(Error::NoSuchDevice {
+            serial: serial.to_owned(),
+        });
+    }
+    let lock = open_lock(dir, serial)?;
+    lock.lock_shared().map_err(io(&path))?;
+    read_state(&path)
+}
+
+/// Read-modify-write of a device's state under an exclusive lock. The state is written
+/// back only when `change` succeeds and changed it.
+pub fn update<R>(
+    dir: &Path,
+    serial: &str,
+    change: impl FnOnce(&mut DeviceState) -> Result<R>,
+) -> Result<R> {
+    let path = state_path(dir, serial);
+    if !path.exists() {
+        return Err(Error::NoSuchDevice {
+            serial: serial.to_owned(),
+        });
+    }
+    let lock = open_lock(dir, serial)?;
+    lock.lock().map_err(io(&path))?;
+    let mut state = read_state(&path)?;
+    let before = serde_json::to_vec(&state).ok();
+    let result = change(&mut state)?;
+    if before != serde_json::to_vec(&state).ok() {
+        write_state(dir, &state)?;
+    }
+    Ok(result)
+}
+
+/// Creates a new device file; fails if the serial exists.
+pub fn create(dir: &Path, state: &DeviceState) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let serial = state.serial_string();
+    let lock = open_lock(dir, &serial)?;
+    let path = state_path(dir, &serial);
+    lock.lock().map_err(io(&path))?;
+    if path.exists() {
+        return Err(Error::EmulatorState {
+            path,
+            detail: "a device with this serial exists".into(),
+        });
+    }
+    write_state(dir, state)
+}
+
+/// Every device in the directory, sorted by family then serial. A missing directory is
+/// empty.
+pub fn load_all(dir: &Path) -> Result<Vec<DeviceState>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io(dir)(err)),
+    };
+    let mut states = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(serial) = name.strip_suffix(".json").filter(|s| !s.starts_with('.')) {
+            match load(dir, serial) {
+                Ok(state) => states.push(state),
+                // Removed between listing and reading.
+                Err(Error::NoSuchDevice { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    states.sort_by_key(|s| (s.family.as_str(), s.serial));
+    Ok(states)
+}

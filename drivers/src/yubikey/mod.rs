@@ -1,0 +1,573 @@
+//! YubiKey OTP application over HID: the device handle (status, serial, configuration
+//! writes with the programming-sequence check, response reads, HMAC-SHA1
+//! challenge-response) and its [`Token`] implementation.
+//!
+//! Polling follows ykcore: before every report written, wait until the write flag clears
+//! (up to 1150 ms); a response must start within 1000 ms (longer while the key waits for a
+//! touch); a configuration succeeded iff the programming sequence advanced.
+
+pub mod config;
+pub mod frame;
+pub mod keyboard;
+
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, trace};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::otp::{Digits, hotp};
+use crate::secret::{AccessCode, SecretKey};
+use crate::token::{
+    Capabilities, Credential, CredentialKind, Expected, Factor, Family, Location, Presence, Proof,
+    Slot, Token, TokenInfo, Verification,
+};
+use crate::transport::HidTransport;
+use config::{Config, cfg, ext, tkt, write_payload};
+use frame::{
+    DUMMY_REPORT_WRITE, Frame, REPORT_SIZE, RESP_PENDING_FLAG, RESP_TIMEOUT_WAIT_FLAG,
+    SEQUENCE_MASK, SLOT_WRITE_FLAG, Status, command, response_crc_ok,
+};
+
+/// Yubico's USB vendor ID.
+pub const VENDOR_ID: u16 = 0x1050;
+/// Product IDs whose interfaces include the OTP (keyboard) application (`yubico_pids[]`).
+pub const OTP_PIDS: [u16; 10] = [
+    0x0010, 0x0110, 0x0111, 0x0114, 0x0116, 0x0401, 0x0403, 0x0405, 0x0407, 0x0410,
+];
+/// PID the emulator reports (YubiKey 5 OTP+FIDO+CCID).
+pub const EMULATED_PID: u16 = 0x0407;
+
+/// Longest wait for the write flag to clear (ykcore `WAIT_FOR_WRITE_FLAG`).
+const WAIT_FOR_WRITE: Duration = Duration::from_millis(1150);
+/// Longest wait for a response to start (ykcore).
+const WAIT_FOR_RESPONSE: Duration = Duration::from_millis(1000);
+/// Poll interval while the key is processing (yubikit).
+const POLL_PROCESSING: Duration = Duration::from_millis(20);
+/// Poll interval while the key waits for a touch (yubikit).
+const POLL_TOUCH: Duration = Duration::from_millis(100);
+/// How far past the expected HOTP counter a typed OTP is searched for.
+const LOOK_AHEAD: u64 = 20;
+
+/// Model name from the product ID and firmware major version.
+pub fn model_name(pid: u16, major: u8) -> String {
+    let name = match (pid, major) {
+        (0x0010, _) => "YubiKey",
+        (0x0110..=0x0116, _) => "YubiKey NEO",
+        (0x0410, _) => "YubiKey Plus",
+        (_, 5..) => "YubiKey 5",
+        (_, 4) => "YubiKey 4",
+        _ => "YubiKey",
+    };
+    name.to_owned()
+}
+
+/// An opened YubiKey OTP interface.
+pub struct YubiKey {
+    transport: Box<dyn HidTransport>,
+    info: TokenInfo,
+    status: Status,
+    current_code: Option<AccessCode>,
+    new_code: Option<AccessCode>,
+}
+
+impl YubiKey {
+    /// Opens the key: reads its status and serial.
+    pub fn open(
+        transport: Box<dyn HidTransport>,
+        pid: u16,
+        location: Location,
+        emulated: bool,
+    ) -> Result<YubiKey> {
+        let device = transport.describe();
+        let info = TokenInfo {
+            family: Family::Yubikey,
+            model: String::new(),
+            serial: String::new(),
+            firmware: String::new(),
+            usb_id: format!("{VENDOR_ID:04x}:{pid:04x}"),
+            free_hotp_slots: None,
+            free_totp_slots: Some(Vec::new()),
+            emulated,
+            location,
+        };
+        let placeholder = Status {
+            version: (0, 0, 0),
+            pgm_seq: 0,
+            touch_level: 0,
+        };
+        let mut key = YubiKey {
+            transport,
+            info,
+            status: placeholder,
+            current_code: None,
+            new_code: None,
+        };
+        key.info.serial = device;
+        let status = key.read_status()?;
+        key.info.firmware = status.version_string();
+        key.info.model = model_name(pid, status.version.0);
+        key.info.serial = if status.version >= (2, 2, 0) {
+            key.serial()?.to_string()
+        } else {
+            "unknown".to_owned()
+        };
+        key.info.free_hotp_slots = Some(free_slots(&status));
+        debug!(device = %key.info.label(), firmware = %key.info.firmware, "YubiKey opened");
+        Ok(key)
+    }
+
+    fn device(&self) -> String {
+        self.info.label()
+    }
+
+    fn read_report(&mut self) -> Result<[u8; REPORT_SIZE]> {
+        let mut buf = [0u8; REPORT_SIZE + 1];
+        let n = self.transport.get_feature_report(&mut buf)?;
+        if n != REPORT_SIZE + 1 {
+            return Err(Error::Protocol {
+                device: self.device(),
+                operation: "read feature report",
+                detail: format!("{n} bytes instead of 9"),
+            });
+        }
+        let mut report = [0u8; REPORT_SIZE];
+        report.copy_from_slice(&buf[1..]);
+        Ok(report)
+    }
+
+    fn write_report(&mut self, data: &[u8; REPORT_SIZE]) -> Result<()> {
+        let mut buf = Zeroizing::new([0u8; REPORT_SIZE + 1]);
+        buf[1..].copy_from_slice(data);
+        self.transport.send_feature_report(&buf[..])
+    }
+
+    /// Reads the status report (waiting for a pending write to finish).
+    pub fn read_status(&mut self) -> Result<Status> {
+        let report = self.await_ready("read status", false)?;
+        self.status = Status::parse(&report);
+        Ok(self.status)
+    }
+
+    /// Polls until the write flag clears. A device that never clears it was `busy` (before
+    /// the host committed a frame) or did not finish (`Timeout`, after the last chunk).
+    fn await_ready(&mut self, operation: &'static str, committed: bool) -> Result<[u8; 8]> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let report = self.read_report()?;
+            if report[7] & SLOT_WRITE_FLAG == 0 {
+                return Ok(report);
+            }
+            let waited = start.elapsed();
+            if waited >= WAIT_FOR_WRITE {
+                let (device, waited_ms) = (self.device(), waited.as_millis() as u64);
+                return Err(if committed {
+                    Error::Timeout {
+                        device,
+                        operation,
+                        waited_ms,
+                    }
+                } else {
+                    Error::Busy {
+                        device,
+                        operation,
+                        waited_ms,
+                    }
+                });
+            }
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes a frame chunk by chunk (`yk_write_to_key`).
+    fn send_frame(&mut self, frame: &Frame, operation: &'static str) -> Result<()> {
+        trace!(device = %self.device(), ?frame, "sending frame");
+        let reports = frame.reports();
+        for report in &reports {
+            self.await_ready(operation, false)?;
+            self.write_report(report)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a configuration-type command and checks that the programming sequence advanced.
+    fn write_config(&mut self, command: u8, payload: &[u8], operation: &'static str) -> Result<()> {
+        let before = self.read_status()?;
+        self.send_frame(&Frame::new(command, payload), operation)?;
+        let report = self.await_ready(operation, true)?;
+        let after = Status::parse(&report);
+        self.status = after;
+        if after.is_sequence_updated(before.pgm_seq) {
+            debug!(device = %self.device(), pgm_seq = after.pgm_seq, "configuration accepted");
+            return Ok(());
+        }
+        Err(Error::Rejected {
+            device: self.device(),
+            operation,
+            reason: "programming sequence did not advance (wrong or missing access code, a \
+                     protected slot, or a frame the key dropped)"
+                .into(),
+        })
+    }
+
+    /// Sends a command and reads its `len`-byte response (`yk_read_response_from_key`).
+    fn command_response(
+        &mut self,
+        command: u8,
+        payload: &[u8],
+        len: usize,
+        operation: &'static str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.send_frame(&Frame::new(command, payload), operation)?;
+        let result = self.read_response(len, operation);
+        // Leave the read state whatever happened, so that the next command starts clean.
+        let reset = self.write_report(&[0, 0, 0, 0, 0, 0, 0, DUMMY_REPORT_WRITE]);
+        let data = result?;
+        reset?;
+        if !response_crc_ok(&data, len) {
+            return Err(Error::Crc {
+                device: self.device(),
+                what: "response",
+            });
+        }
+        Ok(data)
+    }
+
+    fn read_response(&mut self, len: usize, operation: &'static str) -> Result<Zeroizing<Vec<u8>>> {
+        let mut data = Zeroizing::new(Vec::with_capacity(len + 7));
+        let mut seq = 0u8;
+        let start = Instant::now();
+        let mut deadline = start + WAIT_FOR_RESPONSE;
+        loop {
+            let report = self.read_report()?;
+            let flags = report[7];
+            if flags & RESP_PENDING_FLAG != 0 {
+                if flags & SEQUENCE_MASK == seq {
+                    data.extend_from_slice(&report[..7]);
+                    seq += 1;
+                    continue;
+                }
+                if flags & SEQUENCE_MASK == 0 && !data.is_empty() {
+                    return Ok(data);
+                }
+                return Err(self.protocol(operation, "response chunk out of sequence"));
+            }
+            if flags == 0 {
+                return Err(if data.is_empty() {
+                    Error::Rejected {
+                        device: self.device(),
+                        operation,
+                        reason: "no response (slot not configured for this command?)".into(),
+                    }
+                } else {
+                    self.protocol(operation, "response ended early")
+                });
+            }
+            if Instant::now() >= deadline {
+                let waited_ms = start.elapsed().as_millis() as u64;
+                return Err(Error::Timeout {
+                    device: self.device(),
+                    operation,
+                    waited_ms,
+                });
+            }
+            if flags & RESP_TIMEOUT_WAIT_FLAG != 0 {
+                // Waiting for a touch: the low bits count the seconds left.
+                let left = Duration::from_secs(u64::from(flags & SEQUENCE_MASK) + 1);
+                deadline = deadline.max(Instant::now() + left);
+                sleep(POLL_TOUCH);
+            } else {
+                sleep(POLL_PROCESSING);
+            }
+        }
+    }
+
+    fn protocol(&self, operation: &'static str, detail: &str) -> Error {
+        Error::Protocol {
+            device: self.device(),
+            operation,
+            detail: detail.into(),
+        }
+    }
+
+    /// Reads the serial number (command 0x10, 4 bytes big-endian).
+    pub fn serial(&mut self) -> Result<u32> {
+        let data = self.command_response(command::DEVICE_SERIAL, &[], 4, "read serial")?;
+        Ok(u32::from_be_bytes([data[0], data[1], data[2], data[3]]))
+    }
+
+    /// The last status read.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    fn check_slot(&self, slot: u8) -> Result<()> {
+        if slot == 1 || slot == 2 {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "YubiKey slots are 1 and 2, not {slot}"
+        )))
+    }
+
+    fn base_config(&self) -> Config {
+        let mut config = Config::default();
+        if self.status.version >= (2, 2, 0) {
+            config.ext_flags = ext::SERIAL_API_VISIBLE | ext::ALLOW_UPDATE;
+        }
+        if let Some(code) = self.new_code.as_ref().or(self.current_code.as_ref()) {
+            config.acc_code = *code.expose();
+        }
+        config
+    }
+
+    /// Writes `config` to `slot` with the current access code, then adopts the new code.
+    pub fn write_slot(&mut self, slot: u8, config: &Config) -> Result<()> {
+        self.check_slot(slot)?;
+        let payload = write_payload(Some(config), self.current_code.as_ref());
+        self.write_config(config_command(slot), &payload, "write slot configuration")?;
+        if let Some(code) = self.new_code.take() {
+            self.current_code = Some(code);
+        }
+        Ok(())
+    }
+
+    /// Programs an HMAC-SHA1 challenge-response slot.
+    pub fn write_hmac_sha1(
+        &mut self,
+        slot: u8,
+        key: &SecretKey,
+        require_touch: bool,
+    ) -> Result<()> {
+        let mut config = self.base_config();
+        config.set_hmac_key(key)?;
+        config.tkt_flags = tkt::CHAL_RESP;
+        config.cfg_flags = cfg::CHAL_HMAC | cfg::HMAC_LT64;
+        if require_touch {
+            config.cfg_flags |= cfg::CHAL_BTN_TRIG;
+        }
+        self.write_slot(slot, &config)
+    }
+
+    /// HMAC-SHA1 challenge-response: up to 63 bytes of challenge (padded as yubikit does).
+    pub fn challenge_hmac(&mut self, slot: u8, challenge: &[u8]) -> Result<[u8; 20]> {
+        self.check_slot(slot)?;
+        if challenge.len() >= 64 {
+            return Err(Error::InvalidArgument(
+                "HMAC challenge longer than 63 bytes".into(),
+            ));
+        }
+        let pad = if challenge.last() == Some(&0) { 1 } else { 0 };
+        let mut payload = vec![pad; 64];
+        payload[..challenge.len()].copy_from_slice(challenge);
+        let command = if slot == 1 {
+            command::CHAL_HMAC_1
+        } else {
+            command::CHAL_HMAC_2
+        };
+        let data = self.command_response(command, &payload, 20, "HMAC challenge-response")?;
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&data[..20]);
+        Ok(out)
+    }
+
+    /// Waits for the line a touch types on the keyboard interface.
+    pub fn read_typed_line(&mut self, timeout: Duration) -> Result<Option<String>> {
+        let mut decoder = keyboard::LineDecoder::default();
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 9];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let step = left.min(Duration::from_millis(100));
+            if let Some(n) = self.transport.read_input_report(&mut buf, step)?
+                && let Some(line) = decoder.feed(&buf[..n])
+            {
+                return Ok(Some(line));
+            }
+        }
+    }
+
+    /// Drops keyboard reports typed before now.
+    fn drain_keyboard(&mut self) -> Result<()> {
+        let mut buf = [0u8; 9];
+        while self
+            .transport
+            .read_input_report(&mut buf, Duration::ZERO)?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn verify_by_touch(
+        &mut self,
+        slot: Slot,
+        expected: &Expected<'_>,
+        counter: u64,
+        timeout: Duration,
+    ) -> Result<Verification> {
+        self.drain_keyboard()?;
+        let Some(line) = self.read_typed_line(timeout)? else {
+            return Err(Error::Timeout {
+                device: self.device(),
+                operation: "wait for a touch",
+                waited_ms: timeout.as_millis() as u64,
+            });
+        };
+        let digits = usize::from(expected.digits.get());
+        let typed = line
+            .get(line.len().saturating_sub(digits)..)
+            .unwrap_or_default();
+        for candidate in counter..counter + LOOK_AHEAD {
+            let value = hotp(expected.key.expose(), candidate, expected.digits);
+            if subtle::ConstantTimeEq::ct_eq(value.as_bytes(), typed.as_bytes()).into() {
+                debug!(device = %self.device(), %slot, candidate, "typed OTP matched");
+                return Ok(Verification {
+                    proof: Proof::OtpMatched {
+                        counter: Some(candidate),
+                    },
+                    next_counter: Some(candidate + 1),
+                });
+            }
+        }
+        Err(Error::Rejected {
+            device: self.device(),
+            operation: "verify typed OTP",
+            reason: format!(
+                "the OTP typed for slot {slot} matches none of counters {counter}..{}",
+                counter + LOOK_AHEAD
+            ),
+        })
+    }
+}
+
+fn config_command(slot: u8) -> u8 {
+    if slot == 1 {
+        command::CONFIG_1
+    } else {
+        command::CONFIG_2
+    }
+}
+
+fn free_slots(status: &Status) -> Vec<u8> {
+    [1, 2]
+        .into_iter()
+        .filter(|&s| !status.slot_valid(s))
+        .collect()
+}
+
+impl Token for YubiKey {
+    fn info(&self) -> &TokenInfo {
+        &self.info
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            hotp_slots: vec![1, 2],
+            totp_slots: Vec::new(),
+            digits: vec![Digits::SIX, Digits::EIGHT],
+            max_key_len: 20,
+            counter_step: 16,
+            max_initial_counter: 0xF_FFF0,
+            reads_code_without_touch: false,
+            credential: CredentialKind::AccessCode,
+        }
+    }
+
+    fn authenticate(&mut self, credential: &Credential) -> Result<()> {
+        match credential {
+            Credential::AccessCode { current, new } => {
+                self.current_code = current.clone();
+                self.new_code = new.clone();
+                Ok(())
+            }
+            Credential::AdminPin(_) => Err(Error::NotSupported {
+                device: self.device(),
+                what: "a YubiKey OTP slot is protected by an access code, not a PIN".into(),
+            }),
+        }
+    }
+
+    fn programmed_slots(&mut self) -> Result<Vec<(Slot, bool)>> {
+        let status = self.read_status()?;
+        self.info.free_hotp_slots = Some(free_slots(&status));
+        Ok([1, 2]
+            .into_iter()
+            .map(|s| (Slot::hotp(s), status.slot_valid(s)))
+            .collect())
+    }
+
+    fn write_hotp(
+        &mut self,
+        slot: u8,
+        key: &SecretKey,
+        initial_counter: u64,
+        digits: Digits,
+    ) -> Result<()> {
+        if digits != Digits::SIX && digits != Digits::EIGHT {
+            return Err(Error::NotSupported {
+                device: self.device(),
+                what: format!("{} digits (YubiKey OATH-HOTP types 6 or 8)", digits.get()),
+            });
+        }
+        let mut config = self.base_config();
+        config.set_hmac_key(key)?;
+        config.set_oath_imf(initial_counter)?;
+        config.tkt_flags = tkt::OATH_HOTP | tkt::APPEND_CR;
+        if digits == Digits::EIGHT {
+            config.cfg_flags |= cfg::OATH_HOTP8;
+        }
+        self.write_slot(slot, &config)?;
+        self.info.free_hotp_slots = Some(free_slots(&self.status));
+        Ok(())
+    }
+
+    fn write_totp(&mut self, _: u8, _: &SecretKey, _: u32, _: Digits) -> Result<()> {
+        Err(Error::NotSupported {
+            device: self.device(),
+            what: "TOTP: the YubiKey OTP application has no clock (use OATH over CCID)".into(),
+        })
+    }
+
+    fn erase(&mut self, slot: Slot) -> Result<()> {
+        self.check_slot(slot.index)?;
+        let payload = write_payload(None, self.current_code.as_ref());
+        self.write_config(config_command(slot.index), &payload, "delete slot")?;
+        self.info.free_hotp_slots = Some(free_slots(&self.status));
+        Ok(())
+    }
+
+    fn verify(
+        &mut self,
+        slot: Slot,
+        expected: &Expected<'_>,
+        presence: Presence,
+    ) -> Result<Verification> {
+        self.check_slot(slot.index)?;
+        let Factor::Counter(counter) = expected.factor else {
+            return Err(Error::NotSupported {
+                device: self.device(),
+                what: "TOTP".into(),
+            });
+        };
+        let status = self.read_status()?;
+        if !status.slot_valid(slot.index) {
+            return Err(Error::SlotNotProgrammed {
+                device: self.device(),
+                slot: slot.to_string(),
+            });
+        }
+        match presence {
+            Presence::Touch(timeout) => self.verify_by_touch(slot, expected, counter, timeout),
+            Presence::NoTouch => Ok(Verification {
+                proof: Proof::ConfigurationAccepted,
+                next_counter: Some(counter),
+            }),
+        }
+    }
+}
