@@ -20,7 +20,8 @@ use crate::store::{
 pub const ENGINE_EVENT_PREFIX: &str = "engine.";
 
 impl Store {
-    /// Records a key the DSKPP server issued for `device`, before it is written there.
+    /// Records a key the DSKPP server issued for `device`, before it is written there. The
+    /// record survives power loss once this returns.
     pub fn reserve_key(&self, new: &NewKey<'_>) -> Result<Key, StoreError> {
         let counter = check_new_key(new)?;
         let master = self.master()?;
@@ -72,6 +73,8 @@ impl Store {
             )?;
             Ok(id)
         })?;
+        // The key exists nowhere else on this station until the device holds it.
+        self.sync()?;
         tracing::debug!(key = %id, device = %new.device, "key reserved");
         self.key(id)
     }

@@ -10,6 +10,15 @@
 //! `~/.local/share/keyprov/station.db`) and its master key is `master.key` in the same
 //! directory. Back up both: the database without the key holds no usable secret.
 //!
+//! Durability: SQLite in WAL mode with `synchronous = NORMAL`. Every write is one transaction
+//! with its event, atomic, and survives the process being killed at any instant. A power loss
+//! may roll back the newest commits unless [`Store::sync`] ran after them; reserving a key
+//! syncs by itself, since that key exists nowhere else until its device holds it.
+//!
+//! Concurrency: a `Store` is one connection behind a mutex, shared by its clones across
+//! threads; writes are short transactions, and the fsync of [`Store::sync`] runs outside the
+//! lock so parallel engine threads overlap their syncs.
+//!
 //! The crate logs with `tracing` and never logs or formats a secret.
 
 pub mod audit;

@@ -4,10 +4,14 @@
 //! missing ones in one immediate transaction together with the new version number, so a crash
 //! leaves either the old schema or the new one. A database newer than this program is refused.
 //!
-//! Settings of every connection: WAL journal; `synchronous = FULL`, because a key the DSKPP
-//! server issued must survive power loss once its row is committed (NORMAL may lose the last
-//! commits of a WAL database); foreign keys on; a 5 s busy timeout so that a second process
-//! (an `audit verify` beside a running batch) waits for the writer instead of failing.
+//! Settings of every connection: WAL journal; `synchronous = NORMAL`, under which a commit is
+//! atomic and survives the process being killed at any instant (SIGKILL included), while a
+//! power loss may roll back the newest commits (never half of one). Commits that must survive
+//! power loss too are followed by [`crate::Store::sync`], which fsyncs the WAL after the lock is
+//! released: the same guarantee as `synchronous = FULL` for that commit and every earlier one,
+//! but parallel engine threads no longer queue behind each other's fsync (3.5 ms a commit with
+//! FULL against 0.3 ms with NORMAL on the development VM). Foreign keys on; a 5 s busy timeout
+//! so that a second process (an `audit verify` beside a running batch) waits for the writer.
 
 use std::time::Duration;
 
@@ -134,7 +138,7 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%mode, "SQLite refused WAL journal mode");
     }
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .ctx("set synchronous")?;
     conn.pragma_update(None, "foreign_keys", true)
         .ctx("enable foreign keys")?;

@@ -1,5 +1,8 @@
 //! [`Store`]: the station database, its location, and the batch and device records.
 //!
+//! Durability: every write is atomic and survives a killed process; [`Store::sync`] makes the
+//! commits so far survive power loss as well (see the crate documentation).
+//!
 //! Concurrency: one SQLite connection behind a mutex, shared by every clone of the `Store`
 //! (`Store` is `Clone + Send + Sync`). SQLite lets one writer in at a time anyway, and every
 //! call is a short transaction, so engine threads provisioning in parallel queue for microseconds
@@ -160,6 +163,27 @@ impl Store {
         let mut conn = self.lock();
         let tx = conn.transaction().ctx("begin read")?;
         f(&tx)
+    }
+
+    /// Makes every commit so far survive power loss (fsyncs the WAL). Without it a commit
+    /// survives a killed process but a power loss may roll back the newest ones; see the crate documentation. [`Store::reserve_key`] calls it itself; call it after any other
+    /// record that must outlive a power cut (e.g. an engine event logged before a DSKPP run).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        // The connection keeps the WAL open, so it exists unless SQLite fell back to a
+        // rollback journal, whose commits are synced by SQLite itself; sync the file anyway.
+        let file = match std::fs::File::open(&wal) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::File::open(&self.inner.path)
+                    .map_err(|e| StoreError::io("open", &self.inner.path, e))?
+            }
+            Err(e) => return Err(StoreError::io("open", &wal, e)),
+        };
+        file.sync_data()
+            .map_err(|e| StoreError::io("sync", &wal, e))
     }
 
     /// Checks the event hash chain from its first link; see [`crate::audit`].
