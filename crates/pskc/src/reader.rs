@@ -1,0 +1,1026 @@
+//! Reading PSKC: [`parse`] for a whole document, [`Reader`] to stream `KeyPackage`s from any
+//! `BufRead`, and [`read_container_element`] for a container embedded in another protocol
+//! (DSKPP's `<dskpp:KeyContainer>`).
+//!
+//! The container header (version, `EncryptionKey`, `MACMethod`) is read first; keys are derived
+//! once (PBKDF2 runs once per file); then each `KeyPackage` is read as a small tree, decrypted,
+//! MAC-checked and handed out before the next one is read.
+
+use std::io::BufRead;
+
+use quick_xml::NsReader;
+use quick_xml::events::BytesStart;
+
+use crate::algorithm::{Cipher, Hmac, is_pbkdf2};
+use crate::dom::{Element, Limits, Next, Source};
+use crate::encryption::{self, Failure, RsaPrivateKey};
+use crate::error::{Error, Location, Result};
+use crate::mac;
+use crate::model::{
+    AlgorithmParameters, ChallengeFormat, DeviceInfo, Extension, Key, KeyContainer, KeyData,
+    KeyPackage, PinPolicy, Policy, ResponseFormat,
+};
+use crate::secret::Secret;
+use crate::values;
+
+/// How to read a document: keys to decrypt with and what to tolerate.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Pre-shared key (`EncryptionKey/ds:KeyName`, §6.1).
+    pub pre_shared_key: Option<Secret>,
+    /// Password for PBKDF2-derived keys (§6.2).
+    pub password: Option<Secret>,
+    /// RSA private key for asymmetric key transport (§6.3).
+    pub private_key: Option<RsaPrivateKey>,
+    /// Accept encrypted values without `ValueMAC` although a `MACMethod` is declared
+    /// (python-pskc does; FreeIPA and this crate refuse by default).
+    pub accept_missing_value_mac: bool,
+    /// Without a key, leave encrypted values unset instead of failing (metadata only).
+    pub metadata_only: bool,
+    /// CBC IV for files that give it once, outside the ciphertext (legacy).
+    pub iv: Option<Vec<u8>>,
+    /// Size limits.
+    pub limits: Limits,
+}
+
+impl ReadOptions {
+    /// Options with a pre-shared key.
+    pub fn with_key(key: Secret) -> Self {
+        ReadOptions {
+            pre_shared_key: Some(key),
+            ..Self::default()
+        }
+    }
+
+    /// Options with a password.
+    pub fn with_password(password: Secret) -> Self {
+        ReadOptions {
+            password: Some(password),
+            ..Self::default()
+        }
+    }
+
+    /// Options with an RSA private key given as PEM (PKCS #8 or PKCS #1).
+    pub fn with_private_key_pem(pem: &str) -> Result<Self> {
+        let key = RsaPrivateKey::from_pem(pem).map_err(|reason| Error::Rsa {
+            operation: "key parsing",
+            reason,
+            at: Location::element("private key"),
+        })?;
+        Ok(ReadOptions {
+            private_key: Some(key),
+            ..Self::default()
+        })
+    }
+}
+
+/// Reads a whole document held in memory.
+pub fn parse(bytes: &[u8], options: &ReadOptions) -> Result<KeyContainer> {
+    let mut reader = Reader::new(bytes, options.clone())?;
+    let mut packages = Vec::new();
+    for package in reader.by_ref() {
+        packages.push(package?);
+    }
+    let mut container = reader.header().clone();
+    container.key_packages = packages;
+    Ok(container)
+}
+
+/// Streams the `KeyPackage`s of a document from any `BufRead`.
+pub struct Reader<R> {
+    xml: NsReader<R>,
+    buf: Vec<u8>,
+    state: ContainerState,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads up to the first `KeyPackage`: root, version, encryption and MAC set-up.
+    pub fn new(input: R, options: ReadOptions) -> Result<Self> {
+        let mut xml = NsReader::from_reader(input);
+        xml.config_mut().check_end_names = true;
+        let mut buf = Vec::with_capacity(8192);
+        let mut source = Source::new(&mut xml, &mut buf, options.limits);
+        let Next::Open { start, empty } = source.next_structural()? else {
+            return Err(Error::Xml {
+                position: 0,
+                reason: "no root element".into(),
+            });
+        };
+        let state = ContainerState::open(&mut source, &start, empty, options)?;
+        Ok(Reader { xml, buf, state })
+    }
+
+    /// Container metadata (everything but the packages); `signed` is final after the end.
+    pub fn header(&self) -> &KeyContainer {
+        &self.state.header
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Result<KeyPackage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut source = Source::new(&mut self.xml, &mut self.buf, self.state.options.limits);
+        self.state.next_package(&mut source).transpose()
+    }
+}
+
+/// Reads a container whose start tag (`start`, any name) the caller has just read from
+/// `reader`; returns after its end tag. For PSKC embedded in other XML (RFC 6063).
+pub fn read_container_element<R: BufRead>(
+    reader: &mut NsReader<R>,
+    start: &BytesStart<'_>,
+    options: &ReadOptions,
+) -> Result<KeyContainer> {
+    let mut buf = Vec::new();
+    let mut source = Source::new(reader, &mut buf, options.limits);
+    let mut state = ContainerState::open_embedded(&mut source, start, options.clone())?;
+    let mut packages = Vec::new();
+    while let Some(package) = state.next_package(&mut source)? {
+        packages.push(package);
+    }
+    state.header.key_packages = packages;
+    Ok(state.header)
+}
+
+/// What the reader knows between packages.
+struct ContainerState {
+    options: ReadOptions,
+    header: KeyContainer,
+    crypto: Crypto,
+    pending: Option<Element>,
+    finished: bool,
+    packages: usize,
+}
+
+impl ContainerState {
+    fn open<R: BufRead>(
+        source: &mut Source<'_, R>,
+        start: &BytesStart<'_>,
+        empty: bool,
+        options: ReadOptions,
+    ) -> Result<Self> {
+        let name = crate::dom::local_name(start);
+        if name != "KeyContainer" && name != "SecretContainer" {
+            return Err(Error::WrongRoot { found: name });
+        }
+        let mut state = Self::from_root(start, &name, options)?;
+        if empty {
+            state.finished = true;
+        } else {
+            state.read_header(source)?;
+        }
+        Ok(state)
+    }
+
+    fn open_embedded<R: BufRead>(
+        source: &mut Source<'_, R>,
+        start: &BytesStart<'_>,
+        options: ReadOptions,
+    ) -> Result<Self> {
+        let mut state = Self::from_root(start, "KeyContainer", options)?;
+        state.read_header(source)?;
+        Ok(state)
+    }
+
+    /// RFC 6030 §4.1: Version must be 1.0; the OATH drafts' `SecretContainer` is exempt.
+    fn from_root(start: &BytesStart<'_>, name: &str, options: ReadOptions) -> Result<Self> {
+        let root = Element {
+            name: name.to_owned(),
+            attrs: crate::dom::attributes(start)?,
+            ..Element::default()
+        };
+        let version = root
+            .attr_any(&["Version", "version"])
+            .unwrap_or("1.0")
+            .trim()
+            .to_owned();
+        if name == "KeyContainer" && version != "1.0" && version != "1" {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let header = KeyContainer {
+            version,
+            id: root.attr_any(&["Id", "ID", "id"]).map(str::to_owned),
+            ..KeyContainer::default()
+        };
+        Ok(ContainerState {
+            crypto: Crypto::default(),
+            options,
+            header,
+            pending: None,
+            finished: false,
+            packages: 0,
+        })
+    }
+
+    /// Reads container children up to the first `KeyPackage` (kept pending).
+    fn read_header<R: BufRead>(&mut self, source: &mut Source<'_, R>) -> Result<()> {
+        let mut encryption_key = None;
+        let mut mac_method = None;
+        let mut mac_algorithm = None;
+        while let Some(element) = self.next_child(source)? {
+            match element.name.as_str() {
+                "KeyPackage" | "Device" => {
+                    self.pending = Some(element);
+                    break;
+                }
+                "EncryptionKey" | "EncryptionMethod" => encryption_key = Some(element),
+                "MACMethod" | "DigestMethod" => mac_method = Some(element),
+                "MACAlgorithm" => mac_algorithm = element.text().map(str::to_owned),
+                _ => self.container_child(element),
+            }
+        }
+        self.crypto = Crypto::new(encryption_key, mac_method, mac_algorithm, &self.options)?;
+        self.header.key_names = self.crypto.key_names.clone();
+        Ok(())
+    }
+
+    fn container_child(&mut self, element: Element) {
+        match element.name.as_str() {
+            "Signature" => self.header.signed = true,
+            "Extensions" => self
+                .header
+                .extensions
+                .extend(extension("container", &element)),
+            other => tracing::debug!(element = other, "ignoring unknown container child"),
+        }
+    }
+
+    /// The next child element of the container, read whole; `None` at the container's end.
+    fn next_child<R: BufRead>(&mut self, source: &mut Source<'_, R>) -> Result<Option<Element>> {
+        if self.finished {
+            return Ok(None);
+        }
+        match source.next_structural()? {
+            Next::Open { start, empty } => source.read_element(&start, empty).map(Some),
+            Next::Close => {
+                self.finished = true;
+                Ok(None)
+            }
+            Next::Eof => Err(Error::Xml {
+                position: 0,
+                reason: "document ends inside <KeyContainer>".into(),
+            }),
+        }
+    }
+
+    fn next_package<R: BufRead>(
+        &mut self,
+        source: &mut Source<'_, R>,
+    ) -> Result<Option<KeyPackage>> {
+        loop {
+            let element = match self.pending.take() {
+                Some(element) => element,
+                None => match self.next_child(source)? {
+                    Some(element) => element,
+                    None => return Ok(None),
+                },
+            };
+            if element.name != "KeyPackage" && element.name != "Device" {
+                self.container_child(element);
+                continue;
+            }
+            self.packages += 1;
+            if self.packages > self.options.limits.max_packages {
+                return Err(Error::TooLarge {
+                    what: "number of KeyPackages".into(),
+                    limit: self.options.limits.max_packages,
+                });
+            }
+            return self.package(&element).map(Some);
+        }
+    }
+
+    fn package(&mut self, element: &Element) -> Result<KeyPackage> {
+        let mut package = KeyPackage {
+            device_info: device_info(element)?,
+            crypto_module_id: element.path(&["CryptoModuleInfo", "Id"]).and_then(text),
+            ..KeyPackage::default()
+        };
+        for child in &element.children {
+            match child.name.as_str() {
+                "Key" | "Secret" => package.keys.push(self.key(child)?),
+                "Extensions" => package.extensions.extend(extension("package", child)),
+                _ => {}
+            }
+        }
+        Ok(package)
+    }
+
+    fn key(&mut self, element: &Element) -> Result<Key> {
+        let id = element
+            .attr_any(&["Id", "KeyId", "SecretId"])
+            .map(str::to_owned);
+        let at = |name: &str| Location::in_key(name, id.as_deref());
+        let mut key = Key {
+            algorithm: element
+                .attr_any(&["Algorithm", "KeyAlgorithm", "SecretAlgorithm"])
+                .map(str::to_owned),
+            issuer: element.child_text("Issuer").map(str::to_owned),
+            key_profile_id: element.child_text("KeyProfileId").map(str::to_owned),
+            key_reference: element.child_text("KeyReference").map(str::to_owned),
+            friendly_name: element.child_text("FriendlyName").map(str::to_owned),
+            friendly_name_lang: element
+                .child("FriendlyName")
+                .and_then(|f| f.attr("xml:lang"))
+                .map(str::to_owned),
+            user_id: element.child_text("UserId").map(str::to_owned),
+            algorithm_parameters: algorithm_parameters(element, &at)?,
+            policy: policy(element, &at)?,
+            ..Key::default()
+        };
+        for child in &element.children {
+            if child.name == "Extensions" {
+                key.extensions.extend(extension("key", child));
+            }
+        }
+        if let Some(parameters) = element.child("AlgorithmParameters") {
+            for child in parameters.children_named("Extensions") {
+                key.extensions.extend(extension("parameters", child));
+            }
+        }
+        key.data = self.key_data(element, id.as_deref())?;
+        key.id = id;
+        Ok(key)
+    }
+
+    /// `<Data>` (§4.3.3) and the drafts' `<Data Name="SECRET">` form.
+    fn key_data(&mut self, element: &Element, id: Option<&str>) -> Result<KeyData> {
+        let mut fields: Vec<(&str, &Element)> = Vec::new();
+        if let Some(data) = element.child("Data") {
+            for child in &data.children {
+                fields.push((child.name.as_str(), child));
+            }
+        }
+        for data in element.children_named("Data") {
+            let legacy = match data.attr("Name").map(str::to_ascii_lowercase).as_deref() {
+                Some("secret") => "Secret",
+                Some("counter") => "Counter",
+                Some("time") => "Time",
+                Some("time_interval") | Some("timeinterval") => "TimeInterval",
+                Some("time_drift") | Some("timedrift") => "TimeDrift",
+                _ => continue,
+            };
+            fields.push((legacy, data));
+        }
+        let mut out = KeyData::default();
+        for (name, field) in fields {
+            let at = Location::in_key(name, id);
+            let Some(bytes) = self.value(field, &at)? else {
+                continue;
+            };
+            match name {
+                "Secret" => out.secret = Some(bytes.into_secret(&at)?),
+                "Counter" => out.counter = Some(bytes.unsigned(&at)?),
+                "Time" => out.time = Some(bytes.unsigned(&at)?),
+                "TimeInterval" => out.time_interval = Some(bytes.unsigned(&at)?),
+                "TimeDrift" => out.time_drift = Some(bytes.signed(&at)?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content.
+    fn value(&mut self, field: &Element, at: &Location) -> Result<Option<RawValue>> {
+        if let Some(plain) = field.child("PlainValue") {
+            return Ok(plain.text().map(|t| RawValue::Plain(t.to_owned())));
+        }
+        let mac = field
+            .child_any(&["ValueMAC", "ValueDigest"])
+            .and_then(Element::text);
+        let mac = mac.map(|m| decode_base64(m, at)).transpose()?;
+        if let Some(encrypted) = field.child("EncryptedValue") {
+            let (algorithm, cipher_value) = encrypted_value(encrypted, at)?;
+            let Some(cipher_value) = cipher_value else {
+                return Ok(None);
+            };
+            let plain =
+                self.crypto
+                    .decrypt(algorithm, &cipher_value, mac.as_deref(), at, &self.options)?;
+            return Ok(plain.map(RawValue::Decrypted));
+        }
+        if let Some(value) = field.child("Value").and_then(Element::text) {
+            if self.crypto.algorithm.is_some() && mac.is_some() {
+                let cipher_value = decode_base64(value, at)?;
+                let plain =
+                    self.crypto
+                        .decrypt(None, &cipher_value, mac.as_deref(), at, &self.options)?;
+                return Ok(plain.map(RawValue::Decrypted));
+            }
+            return Ok(Some(RawValue::Plain(value.to_owned())));
+        }
+        Ok(None)
+    }
+}
+
+/// A value before it is typed: plain text or decrypted bytes.
+enum RawValue {
+    Plain(String),
+    Decrypted(Secret),
+}
+
+impl RawValue {
+    fn into_secret(self, at: &Location) -> Result<Secret> {
+        match self {
+            RawValue::Plain(text) => decode_base64(&text, at).map(Secret::new),
+            RawValue::Decrypted(secret) => Ok(secret),
+        }
+    }
+
+    fn unsigned(&self, at: &Location) -> Result<u64> {
+        let parsed = match self {
+            RawValue::Plain(text) => values::plain_int(text),
+            RawValue::Decrypted(bytes) => values::int_from_bytes(bytes.expose()),
+        };
+        parsed.ok_or_else(|| Error::invalid(at.clone(), "not an unsigned integer"))
+    }
+
+    fn signed(&self, at: &Location) -> Result<i64> {
+        let parsed = match self {
+            RawValue::Plain(text) => values::plain_signed(text),
+            RawValue::Decrypted(bytes) => values::signed_from_bytes(bytes.expose()),
+        };
+        parsed.ok_or_else(|| Error::invalid(at.clone(), "not an integer"))
+    }
+}
+
+fn text(element: &Element) -> Option<String> {
+    element.text().map(str::to_owned)
+}
+
+fn decode_base64(text: &str, at: &Location) -> Result<Vec<u8>> {
+    values::base64_decode(text).ok_or_else(|| Error::invalid(at.clone(), "not valid base64"))
+}
+
+/// `EncryptionMethod@Algorithm` (or a legacy `EncryptionScheme`) and the `CipherValue`.
+fn encrypted_value(element: &Element, at: &Location) -> Result<(Option<String>, Option<Vec<u8>>)> {
+    let method = element.child("EncryptionMethod");
+    let scheme = method
+        .and_then(|m| m.child("EncryptionScheme"))
+        .and_then(|s| s.attr("Algorithm"));
+    let algorithm = scheme.or_else(|| method.and_then(|m| m.attr("Algorithm")));
+    let cipher_value = element
+        .path(&["CipherData", "CipherValue"])
+        .and_then(Element::text);
+    let cipher_value = cipher_value.map(|c| decode_base64(c, at)).transpose()?;
+    Ok((algorithm.map(str::to_owned), cipher_value))
+}
+
+fn extension(scope: &'static str, element: &Element) -> Option<Extension> {
+    let xml = element.raw.as_deref()?.trim();
+    (!xml.is_empty()).then(|| Extension {
+        scope,
+        xml: xml.to_owned(),
+    })
+}
+
+fn date(
+    element: &Element,
+    name: &str,
+    at: &dyn Fn(&str) -> Location,
+) -> Result<Option<time::OffsetDateTime>> {
+    let Some(text) = element.child_text(name) else {
+        return Ok(None);
+    };
+    values::date_time(text)
+        .map(Some)
+        .ok_or_else(|| Error::invalid(at(name), format!("\"{text}\" is not a date-time")))
+}
+
+fn device_info(package: &Element) -> Result<DeviceInfo> {
+    let Some(info) = package.child_any(&["DeviceInfo", "DeviceId"]) else {
+        return Ok(DeviceInfo::default());
+    };
+    let at = |name: &str| Location::element(format!("DeviceInfo/{name}"));
+    let field = |name: &str| info.child_text(name).map(str::to_owned);
+    let expiry = match date(info, "ExpiryDate", &at)? {
+        Some(date) => Some(date),
+        None => date(info, "Expiry", &at)?,
+    };
+    Ok(DeviceInfo {
+        manufacturer: field("Manufacturer"),
+        serial_no: field("SerialNo"),
+        model: field("Model"),
+        issue_no: field("IssueNo"),
+        device_binding: field("DeviceBinding"),
+        start_date: date(info, "StartDate", &at)?,
+        expiry_date: expiry,
+        user_id: field("UserId"),
+        extensions: info
+            .children_named("Extensions")
+            .filter_map(|e| extension("device", e))
+            .collect(),
+    })
+}
+
+fn int_attr(
+    element: &Element,
+    names: &[&str],
+    at: &dyn Fn(&str) -> Location,
+) -> Result<Option<u32>> {
+    let Some(text) = element.attr_any(names) else {
+        return Ok(None);
+    };
+    values::attr_int(text).map(Some).ok_or_else(|| {
+        Error::invalid(
+            at(&format!("{}@{}", element.name, names[0])),
+            format!("\"{text}\" is not an integer"),
+        )
+    })
+}
+
+fn bool_attr(
+    element: &Element,
+    names: &[&str],
+    at: &dyn Fn(&str) -> Location,
+) -> Result<Option<bool>> {
+    let Some(text) = element.attr_any(names) else {
+        return Ok(None);
+    };
+    values::boolean(text).map(Some).ok_or_else(|| {
+        Error::invalid(
+            at(&format!("{}@{}", element.name, names[0])),
+            format!("\"{text}\" is not a boolean"),
+        )
+    })
+}
+
+/// `<AlgorithmParameters>` (§4.3.4), or the drafts' `<Usage>`.
+fn algorithm_parameters(
+    key: &Element,
+    at: &dyn Fn(&str) -> Location,
+) -> Result<AlgorithmParameters> {
+    let mut out = AlgorithmParameters {
+        suite: key.path(&["AlgorithmParameters", "Suite"]).and_then(text),
+        ..AlgorithmParameters::default()
+    };
+    let holder = |name: &str| {
+        key.path(&["AlgorithmParameters", name])
+            .or_else(|| key.path(&["Usage", name]))
+    };
+    if let Some(challenge) = holder("ChallengeFormat") {
+        out.challenge_format = Some(ChallengeFormat {
+            encoding: challenge
+                .attr_any(&["Encoding", "Format", "format"])
+                .map(str::to_owned),
+            min: int_attr(challenge, &["Min", "min"], at)?,
+            max: int_attr(challenge, &["Max", "max"], at)?,
+            check_digits: bool_attr(challenge, &["CheckDigits", "CheckDigit"], at)?,
+        });
+    }
+    if let Some(response) = holder("ResponseFormat") {
+        out.response_format = Some(ResponseFormat {
+            encoding: response
+                .attr_any(&["Encoding", "Format", "format"])
+                .map(str::to_owned),
+            length: int_attr(response, &["Length", "length"], at)?,
+            check_digits: bool_attr(response, &["CheckDigits", "CheckDigit"], at)?,
+        });
+    }
+    Ok(out)
+}
+
+const PIN_ATTRIBUTES: [&str; 6] = [
+    "PINKeyId",
+    "PINUsageMode",
+    "MaxFailedAttempts",
+    "MinLength",
+    "MaxLength",
+    "PINEncoding",
+];
+const POLICY_CHILDREN: [&str; 5] = [
+    "StartDate",
+    "ExpiryDate",
+    "NumberOfTransactions",
+    "KeyUsage",
+    "PINPolicy",
+];
+
+/// `<Policy>` (§5), the drafts' `<Usage OTP="true">` and key-level dates.
+fn policy(key: &Element, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
+    let mut out = Policy::default();
+    if let Some(policy) = key.child("Policy") {
+        out.start_date = date(policy, "StartDate", at)?;
+        out.expiry_date = date(policy, "ExpiryDate", at)?;
+        out.number_of_transactions = match policy.child_text("NumberOfTransactions") {
+            Some(text) => Some(
+                values::plain_int(text)
+                    .filter(|_| text.trim().bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            at("NumberOfTransactions"),
+                            format!("\"{text}\" is not an integer"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        out.key_usage = policy.children_named("KeyUsage").filter_map(text).collect();
+        if let Some(pin) = policy.child("PINPolicy") {
+            out.pin_policy = Some(PinPolicy {
+                pin_key_id: pin.attr("PINKeyId").map(str::to_owned),
+                pin_usage_mode: pin.attr("PINUsageMode").map(str::to_owned),
+                max_failed_attempts: int_attr(pin, &["MaxFailedAttempts"], at)?,
+                min_length: int_attr(pin, &["MinLength"], at)?,
+                max_length: int_attr(pin, &["MaxLength"], at)?,
+                pin_encoding: pin.attr("PINEncoding").map(str::to_owned),
+            });
+            let unknown_attr = pin
+                .attrs
+                .iter()
+                .any(|(k, _)| !PIN_ATTRIBUTES.contains(&k.as_str()));
+            out.unknown_elements |= unknown_attr || !pin.children.is_empty();
+        }
+        out.unknown_elements |= policy
+            .children
+            .iter()
+            .any(|c| !POLICY_CHILDREN.contains(&c.name.as_str()));
+    }
+    if let Some(usage) = key.child("Usage") {
+        for name in ["OTP", "CR", "Integrity", "Encrypt", "Unlock"] {
+            if bool_attr(usage, &[name], at)? == Some(true) {
+                out.key_usage.push(name.to_owned());
+            }
+        }
+    }
+    if let Some(start) = date(key, "StartDate", at)? {
+        out.start_date = Some(start);
+    }
+    if let Some(expiry) = date(key, "ExpiryDate", at)? {
+        out.expiry_date = Some(expiry);
+    }
+    Ok(out)
+}
+
+/// PBKDF2 parameters from `DerivedKey/KeyDerivationMethod` or legacy `PBESalt`.
+#[derive(Debug, Default)]
+struct Derivation {
+    algorithm: Option<String>,
+    salt: Option<Vec<u8>>,
+    iterations: Option<u32>,
+    key_length: Option<usize>,
+    prf: Option<String>,
+}
+
+/// The container's protection, as read, and the keys derived from it (once).
+#[derive(Default)]
+struct Crypto {
+    algorithm: Option<String>,
+    key_names: Vec<String>,
+    derivation: Option<Derivation>,
+    asymmetric: bool,
+    iv: Option<Vec<u8>>,
+    mac_declared: bool,
+    mac_algorithm: Option<String>,
+    mac_key_encrypted: Option<(Option<String>, Vec<u8>)>,
+    /// Cache: the symmetric key (pre-shared or derived).
+    key: Option<Secret>,
+    /// Cache: the decrypted MAC key (or `None` inside when falling back to the key).
+    mac_key: Option<Option<Secret>>,
+}
+
+impl Crypto {
+    fn new(
+        encryption_key: Option<Element>,
+        mac_method: Option<Element>,
+        mac_algorithm: Option<String>,
+        options: &ReadOptions,
+    ) -> Result<Self> {
+        let mut crypto = Crypto {
+            iv: options.iv.clone(),
+            ..Crypto::default()
+        };
+        if let Some(key_info) = &encryption_key {
+            crypto.read_encryption_key(key_info)?;
+        }
+        if let Some(method) = &mac_method {
+            crypto.mac_declared = true;
+            crypto.mac_algorithm = method
+                .attr_any(&["Algorithm", "algorithm"])
+                .map(str::to_owned);
+            if let Some(mac_key) = method.child("MACKey") {
+                let at = Location::element("MACMethod/MACKey");
+                // An empty <MACKey/> is treated as absent (legacy: the key is the MAC key).
+                if let (algorithm, Some(value)) = encrypted_value(mac_key, &at)? {
+                    crypto.mac_key_encrypted = Some((algorithm, value));
+                }
+            }
+        }
+        if mac_algorithm.is_some() {
+            crypto.mac_algorithm = mac_algorithm;
+        }
+        crypto.prepare_key(options)?;
+        Ok(crypto)
+    }
+
+    fn read_encryption_key(&mut self, key_info: &Element) -> Result<()> {
+        self.algorithm = key_info
+            .attr_any(&["Algorithm", "algorithm"])
+            .map(str::to_owned);
+        self.key_names
+            .extend(key_info.children_named("KeyName").filter_map(text));
+        if let Some(derived) = key_info.child("DerivedKey") {
+            for name in ["MasterKeyName", "CarriedKeyName"] {
+                self.key_names
+                    .extend(derived.children_named(name).filter_map(text));
+            }
+        }
+        self.asymmetric = key_info.child("X509Data").is_some();
+        if let Some(iv) = key_info.child_text("IV") {
+            self.iv = Some(decode_base64(iv, &Location::element("EncryptionKey/IV"))?);
+        }
+        let at = |name: &str| Location::element(format!("EncryptionKey/{name}"));
+        let mut derivation = Derivation::default();
+        let method = key_info.path(&["DerivedKey", "KeyDerivationMethod"]);
+        if let Some(method) = method {
+            derivation.algorithm = method.attr("Algorithm").map(str::to_owned);
+            if let Some(params) = method.child("PBKDF2-params") {
+                let salt = params.path(&["Salt", "Specified"]).and_then(Element::text);
+                derivation.salt = salt.map(|s| decode_base64(s, &at("Salt"))).transpose()?;
+                derivation.iterations =
+                    parse_param(params.child_text("IterationCount"), &at("IterationCount"))?;
+                derivation.key_length =
+                    parse_param(params.child_text("KeyLength"), &at("KeyLength"))?;
+                derivation.prf = params
+                    .child("PRF")
+                    .and_then(|p| p.attr("Algorithm"))
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned);
+            }
+        }
+        if let Some(salt) = key_info.child_text("PBESalt") {
+            derivation.salt = Some(decode_base64(salt, &at("PBESalt"))?);
+        }
+        if let Some(count) = key_info.child_text("PBEIterationCount") {
+            derivation.iterations = parse_param(Some(count), &at("PBEIterationCount"))?;
+        }
+        let legacy_pbe = self
+            .algorithm
+            .as_deref()
+            .is_some_and(|a| a.to_ascii_lowercase().starts_with("pbe"));
+        if legacy_pbe && derivation.algorithm.is_none() {
+            derivation.algorithm = Some("pbkdf2".into());
+        }
+        if method.is_some() || derivation.algorithm.is_some() {
+            self.derivation = Some(derivation);
+        }
+        Ok(())
+    }
+
+    /// Derives the key once, up front, when its length is known.
+    fn prepare_key(&mut self, options: &ReadOptions) -> Result<()> {
+        if let Some(key) = &options.pre_shared_key {
+            self.key = Some(key.clone());
+            return Ok(());
+        }
+        if let (Some(password), Some(derivation)) = (&options.password, &self.derivation) {
+            let cipher = self.algorithm.as_deref().and_then(Cipher::from_uri);
+            let length = derivation
+                .key_length
+                .or_else(|| cipher.map(|c| c.key_lengths()[0]));
+            if let Some(length) = length {
+                self.key = Some(derive(derivation, password, length)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn needed(&self) -> &'static str {
+        if self.asymmetric {
+            "private key"
+        } else if self.derivation.is_some() {
+            "password"
+        } else {
+            "pre-shared key"
+        }
+    }
+
+    /// The symmetric key for `cipher`: given, or derived (and cached).
+    fn symmetric_key(
+        &mut self,
+        cipher: Cipher,
+        at: &Location,
+        options: &ReadOptions,
+    ) -> Result<Option<Secret>> {
+        if let Some(key) = &self.key {
+            return Ok(Some(key.clone()));
+        }
+        if let (Some(password), Some(derivation)) = (&options.password, &self.derivation) {
+            let key = derive(derivation, password, cipher.key_lengths()[0])?;
+            self.key = Some(key.clone());
+            return Ok(Some(key));
+        }
+        if options.password.is_some() && self.derivation.is_none() {
+            return Err(Error::Missing {
+                what: "KeyDerivationMethod for the password".into(),
+                at: at.clone(),
+            });
+        }
+        if options.metadata_only {
+            return Ok(None);
+        }
+        Err(Error::KeyRequired {
+            needed: self.needed(),
+            at: at.clone(),
+        })
+    }
+
+    /// Decrypts one value, checking its ValueMAC (§6.1.1) first.
+    fn decrypt(
+        &mut self,
+        algorithm: Option<String>,
+        cipher_value: &[u8],
+        value_mac: Option<&[u8]>,
+        at: &Location,
+        options: &ReadOptions,
+    ) -> Result<Option<Secret>> {
+        // 1. Which cipher: the value's own EncryptionMethod, else the container's.
+        if self.algorithm.is_none() {
+            self.algorithm.clone_from(&algorithm);
+        }
+        let uri = algorithm.or_else(|| self.algorithm.clone());
+        let uri = uri.ok_or_else(|| Error::Missing {
+            what: "EncryptionMethod@Algorithm".into(),
+            at: at.clone(),
+        })?;
+        let cipher = Cipher::from_uri(&uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+            kind: "encryption",
+            uri: uri.clone(),
+            at: at.clone(),
+        })?;
+
+        // 2. Asymmetric key transport (§6.3): no MAC key exists to check with.
+        if cipher.is_asymmetric() {
+            let Some(private_key) = &options.private_key else {
+                if options.metadata_only {
+                    return Ok(None);
+                }
+                return Err(Error::KeyRequired {
+                    needed: "private key",
+                    at: at.clone(),
+                });
+            };
+            return private_key
+                .decrypt(cipher, cipher_value)
+                .map(Some)
+                .map_err(|_| Error::WrongKey { at: at.clone() });
+        }
+        let Some(key) = self.symmetric_key(cipher, at, options)? else {
+            return Ok(None);
+        };
+
+        // 3. ValueMAC present: verify over IV||ciphertext; legacy files MAC the plaintext.
+        if let Some(tag) = value_mac {
+            let (algorithm, mac_key, mac_key_decrypted) = self.mac_key(&key, at)?;
+            let mac_key = mac_key.as_ref().unwrap_or(&key);
+            if mac::verify(algorithm, mac_key.expose(), cipher_value, tag) {
+                return self.open(cipher, &key, cipher_value, at).map(Some);
+            }
+            let plain = self.open(cipher, &key, cipher_value, at);
+            return match plain {
+                Ok(plain) if mac::verify(algorithm, mac_key.expose(), plain.expose(), tag) => {
+                    Ok(Some(plain))
+                }
+                Err(err) if !mac_key_decrypted => Err(err),
+                _ => Err(Error::MacMismatch { at: at.clone() }),
+            };
+        }
+
+        // 4. No ValueMAC although a MACMethod is declared: refused unless allowed.
+        if self.mac_declared && !options.accept_missing_value_mac {
+            return Err(Error::MissingValueMac { at: at.clone() });
+        }
+        self.open(cipher, &key, cipher_value, at).map(Some)
+    }
+
+    fn open(&self, cipher: Cipher, key: &Secret, data: &[u8], at: &Location) -> Result<Secret> {
+        let iv = self.iv.as_deref().filter(|_| cipher.is_cbc());
+        encryption::decrypt(cipher, key.expose(), data, iv)
+            .map_err(|failure| failure_error(failure, cipher, key.len(), at))
+    }
+
+    /// The MAC algorithm and key; the key is `None` when the file has no `MACKey` (legacy:
+    /// the encryption key is the MAC key). The flag tells whether a MACKey was decrypted.
+    fn mac_key(
+        &mut self,
+        key: &Secret,
+        at: &Location,
+    ) -> Result<(crate::algorithm::Hmac, Option<Secret>, bool)> {
+        let uri = self
+            .mac_algorithm
+            .clone()
+            .ok_or_else(|| Error::NoMacAlgorithm { at: at.clone() })?;
+        let algorithm = Hmac::from_uri(&uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+            kind: "MAC",
+            uri: uri.clone(),
+            at: at.clone(),
+        })?;
+        if self.mac_key.is_none() {
+            let decrypted = match &self.mac_key_encrypted {
+                None => None,
+                Some((mac_cipher, value)) => {
+                    let mac_at = Location::element("MACMethod/MACKey");
+                    let cipher_uri = mac_cipher
+                        .clone()
+                        .or_else(|| self.algorithm.clone())
+                        .ok_or_else(|| Error::Missing {
+                            what: "EncryptionMethod@Algorithm".into(),
+                            at: mac_at.clone(),
+                        })?;
+                    let cipher = Cipher::from_uri(&cipher_uri).ok_or_else(|| {
+                        Error::UnsupportedAlgorithm {
+                            kind: "encryption",
+                            uri: cipher_uri.clone(),
+                            at: mac_at.clone(),
+                        }
+                    })?;
+                    Some(self.open(cipher, key, value, &mac_at)?)
+                }
+            };
+            self.mac_key = Some(decrypted);
+        }
+        let mac_key = self.mac_key.clone().flatten();
+        let decrypted = mac_key.is_some();
+        Ok((algorithm, mac_key, decrypted))
+    }
+}
+
+fn parse_param<T: std::str::FromStr>(text: Option<&str>, at: &Location) -> Result<Option<T>> {
+    text.map(|t| {
+        t.trim()
+            .parse()
+            .map_err(|_| Error::invalid(at.clone(), format!("\"{t}\" is not an integer")))
+    })
+    .transpose()
+}
+
+fn derive(derivation: &Derivation, password: &Secret, length: usize) -> Result<Secret> {
+    let at = Location::element("EncryptionKey/DerivedKey");
+    let algorithm = derivation.algorithm.as_deref().unwrap_or_default();
+    if !is_pbkdf2(algorithm) {
+        return Err(Error::UnsupportedAlgorithm {
+            kind: "key derivation",
+            uri: algorithm.to_owned(),
+            at,
+        });
+    }
+    let prf = match &derivation.prf {
+        None => Hmac::Sha1,
+        Some(uri) => Hmac::from_uri(uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+            kind: "PRF",
+            uri: uri.clone(),
+            at: at.clone(),
+        })?,
+    };
+    let salt = derivation
+        .salt
+        .as_deref()
+        .ok_or(Error::IncompleteDerivation {
+            missing: "Salt",
+            at: at.clone(),
+        })?;
+    let iterations = derivation.iterations.filter(|i| *i > 0);
+    let iterations = iterations.ok_or(Error::IncompleteDerivation {
+        missing: "IterationCount",
+        at: at.clone(),
+    })?;
+    if length == 0 || length > 1024 {
+        return Err(Error::invalid(at, "KeyLength must be between 1 and 1024"));
+    }
+    if iterations > 100_000_000 {
+        return Err(Error::invalid(at, "IterationCount above 100,000,000"));
+    }
+    tracing::debug!(iterations, length, ?prf, "deriving the PBKDF2 key");
+    Ok(mac::pbkdf2(
+        prf,
+        password.expose(),
+        salt,
+        iterations,
+        length,
+    ))
+}
+
+fn failure_error(failure: Failure, cipher: Cipher, key_len: usize, at: &Location) -> Error {
+    match failure {
+        Failure::KeyLength => Error::KeyLength {
+            cipher: cipher.name(),
+            expected: cipher
+                .key_lengths()
+                .iter()
+                .map(|l| format!("{l} bytes"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            actual: key_len,
+            at: at.clone(),
+        },
+        Failure::Integrity => Error::WrongKey { at: at.clone() },
+        Failure::Malformed(reason) => Error::invalid(at.clone(), format!("ciphertext {reason}")),
+        Failure::Rsa(reason) => Error::Rsa {
+            operation: "decryption",
+            reason,
+            at: at.clone(),
+        },
+        Failure::Random => Error::Random("while decrypting".into()),
+    }
+}
