@@ -360,3 +360,26 @@ fn parallel_engine_threads_share_one_store() {
     // batch.created + per token: registered, added, reserved, written, verified.
     assert_eq!(report.events, 1 + 48 * 5);
 }
+
+#[test]
+fn two_connections_append_to_one_chain() {
+    // Two processes (a running batch and a second station command) each hold a connection.
+    let (_dir, path, first) = fresh_store();
+    let second = Store::open(&path, None).unwrap();
+    let b = batch(&first, "shared");
+    std::thread::scope(|s| {
+        for (offset, store) in [(0u8, &first), (100u8, &second)] {
+            let b = b.clone();
+            s.spawn(move || {
+                for n in 0..10u8 {
+                    let d = device(store, "yubikey", &format!("{}", offset + n));
+                    let key = reserve(store, &b, &d, &secret(offset + n));
+                    store.mark_key_written(key.id).unwrap();
+                }
+            });
+        }
+    });
+    let report = second.verify_audit().unwrap();
+    assert!(report.is_intact(), "{:?}", report.first_broken);
+    assert_eq!(report.events, 1 + 20 * 3);
+}
