@@ -7,11 +7,15 @@
 
 pub mod ac;
 pub mod auth;
+pub mod client;
 pub mod keys;
 pub mod messages;
+pub mod package;
 pub mod prf;
 pub mod random;
 pub mod secret;
+pub mod server;
+pub mod store;
 pub mod uri;
 pub mod xml;
 

@@ -372,31 +372,28 @@ pub enum Message {
 impl Message {
     /// Parses a document.
     pub fn parse(bytes: &[u8]) -> Result<Message, MessageError> {
-        let root = xml::parse(bytes)?;
+        Message::from_element(&xml::parse(bytes)?)
+    }
+
+    /// Reads a message from an already parsed document.
+    pub fn from_element(root: &Element) -> Result<Message, MessageError> {
         if root.ns != DSKPP_NS {
             return Err(MessageError::NotDskpp {
-                ns: root.ns,
-                name: root.name,
+                ns: root.ns.clone(),
+                name: root.name.clone(),
             });
         }
         match root.name.as_str() {
-            "KeyProvTrigger" => read_trigger(&root).map(Message::Trigger),
-            "KeyProvClientHello" => read_client_hello(&root).map(Message::ClientHello),
-            "KeyProvServerHello" => read_server_hello(&root).map(Message::ServerHello),
-            "KeyProvClientNonce" => read_client_nonce(&root).map(Message::ClientNonce),
-            "KeyProvServerFinished" => read_server_finished(&root).map(Message::ServerFinished),
+            "KeyProvTrigger" => read_trigger(root).map(Message::Trigger),
+            "KeyProvClientHello" => read_client_hello(root).map(Message::ClientHello),
+            "KeyProvServerHello" => read_server_hello(root).map(Message::ServerHello),
+            "KeyProvClientNonce" => read_client_nonce(root).map(Message::ClientNonce),
+            "KeyProvServerFinished" => read_server_finished(root).map(Message::ServerFinished),
             _ => Err(MessageError::NotDskpp {
-                ns: root.ns,
-                name: root.name,
+                ns: root.ns.clone(),
+                name: root.name.clone(),
             }),
         }
-    }
-
-    /// Whether `bytes` has the root element of a DSKPP *request* (ClientHello or
-    /// ClientNonce), regardless of its content.
-    pub fn is_request_root(root: &Element) -> bool {
-        root.ns == DSKPP_NS
-            && (root.name == "KeyProvClientHello" || root.name == "KeyProvClientNonce")
     }
 
     /// Writes the message as a UTF-8 document.

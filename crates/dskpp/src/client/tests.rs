@@ -1,0 +1,276 @@
+//! Client against the server core in-process: every variant, renewal, and the failures the
+//! client must catch itself.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::ac;
+use crate::server::ServerConfig;
+use crate::store::{AcRecord, SharedKey, SqliteStore, Store, now};
+
+const URL: &str = "https://dskpp.test/dskpp";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    server: Server,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let master = Arc::new(keyprov_store::MasterKey::generate());
+    let store = Arc::new(SqliteStore::open(&dir.path().join("d.db"), master).unwrap());
+    let mut config = ServerConfig::new(URL);
+    config.passphrase_iterations = 1_000;
+    let server = Server::new(config, store.clone()).unwrap();
+    Fixture {
+        _dir: dir,
+        store,
+        server,
+    }
+}
+
+fn issue(f: &Fixture, client_id: &str, shared: Option<&[u8]>) -> AuthenticationCode {
+    let password = hex::encode_upper(crate::random::bytes(5));
+    f.store
+        .put_authentication_code(&AcRecord {
+            client_id: client_id.into(),
+            password: Secret::from_slice(password.as_bytes()),
+            expires: now() + 3600,
+            used: false,
+            failures: 0,
+        })
+        .unwrap();
+    if let Some(k) = shared {
+        let key = SharedKey {
+            name: format!("K_SHARED-{client_id}"),
+            secret: Secret::from_slice(k),
+        };
+        f.store.put_shared_key(client_id, &key).unwrap();
+    }
+    ac::parse(&ac::encode(client_id, &password, false).unwrap()).unwrap()
+}
+
+fn config(variant: Variant, code: AuthenticationCode, shared: Option<&[u8]>) -> ClientConfig {
+    let mut c = ClientConfig::new(URL, variant);
+    c.ac = Some(code);
+    c.device_key = shared.map(|s| DeviceKey {
+        name: None,
+        secret: Secret::from_slice(s),
+    });
+    c.client_info = Some(b"client-info".to_vec());
+    c
+}
+
+fn run(f: &Fixture, c: &ClientConfig) -> Result<ProvisionedKey, ClientError> {
+    provision(c, &mut LocalTransport { server: &f.server })
+}
+
+fn assert_matches_server(f: &Fixture, key: &ProvisionedKey) {
+    let issued = f
+        .store
+        .issued_key(&key.key_id)
+        .unwrap()
+        .expect("server kept the key");
+    assert_eq!(issued.secret.expose(), key.secret.expose());
+    assert_eq!(issued.k_mac.expose(), key.k_mac.expose());
+    assert_eq!(key.secret.len(), 20);
+    assert_eq!(key.pskc.data.counter, Some(0));
+    assert_eq!(key.server_id, URL);
+}
+
+#[test]
+fn four_pass_with_shared_key() {
+    let f = fixture();
+    let k = [0x42u8; 16];
+    let code = issue(&f, "AC00000A", Some(&k));
+    let key = run(&f, &config(Variant::FourPass, code, Some(&k))).unwrap();
+    assert_matches_server(&f, &key);
+    assert_eq!(key.prf, Prf::Sha256);
+}
+
+#[test]
+fn four_pass_with_server_rsa_key_and_aes_prf() {
+    let f = fixture();
+    let code = issue(&f, "AC00000B", None);
+    let mut c = config(Variant::FourPass, code, None);
+    c.prfs = vec![Prf::Aes128];
+    c.public_iterations = 100_000;
+    let key = run(&f, &c).unwrap();
+    assert_matches_server(&f, &key);
+    assert_eq!(key.prf, Prf::Aes128);
+}
+
+#[test]
+fn two_pass_wrap_passphrase_and_transport() {
+    let f = fixture();
+    let k = [7u8; 16];
+    for (i, variant) in [
+        Variant::TwoPassWrap,
+        Variant::TwoPassPassphrase,
+        Variant::TwoPassTransport,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let code = issue(&f, &format!("C{i}"), Some(&k));
+        let key = run(&f, &config(*variant, code, Some(&k))).unwrap();
+        assert_matches_server(&f, &key);
+    }
+}
+
+#[test]
+fn wrong_password_and_reuse_are_refused() {
+    let f = fixture();
+    let k = [1u8; 16];
+    let mut code = issue(&f, "C1", Some(&k));
+    let good = code.clone();
+    code.password = Secret::from_slice(b"0000000000");
+    let err = run(&f, &config(Variant::TwoPassWrap, code, Some(&k))).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status(Status::AuthenticationDataInvalid)),
+        "{err}"
+    );
+    run(&f, &config(Variant::TwoPassWrap, good.clone(), Some(&k))).unwrap();
+    let err = run(&f, &config(Variant::TwoPassWrap, good, Some(&k))).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status(Status::AuthenticationDataInvalid)),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_shared_key_fails_at_the_client_mac_or_server() {
+    let f = fixture();
+    let code = issue(&f, "C2", Some(&[1u8; 16]));
+    let err = run(&f, &config(Variant::FourPass, code, Some(&[2u8; 16]))).unwrap_err();
+    // The AD is keyed with the wrong K_SHARED, so the server refuses it.
+    assert!(
+        matches!(err, ClientError::Status(Status::AuthenticationDataInvalid)),
+        "{err}"
+    );
+}
+
+#[test]
+fn renewal_needs_the_right_k_mac() {
+    let f = fixture();
+    let k = [3u8; 16];
+    for variant in [Variant::TwoPassWrap, Variant::FourPass] {
+        let first = run(&f, &config(variant, issue(&f, "C3", Some(&k)), Some(&k))).unwrap();
+        let mut bad = config(variant, issue(&f, "C3", Some(&k)), Some(&k));
+        bad.renewal = Some(Renewal {
+            key_id: hex::decode(&first.key_id).unwrap(),
+            k_mac: Secret::from_slice(&[0u8; 32]),
+            prf: first.prf,
+        });
+        let err = run(&f, &bad).unwrap_err();
+        assert!(matches!(err, ClientError::Mac(_)), "{variant:?}: {err}");
+    }
+    // 4-pass checks K_MAC' in the ServerHello, before the server can commit anything.
+    let first = run(
+        &f,
+        &config(Variant::FourPass, issue(&f, "C3", Some(&k)), Some(&k)),
+    )
+    .unwrap();
+    let mut good = config(Variant::FourPass, issue(&f, "C3", Some(&k)), Some(&k));
+    let mut renewal = Renewal {
+        key_id: hex::decode(&first.key_id).unwrap(),
+        k_mac: Secret::from_slice(&[0u8; 32]),
+        prf: first.prf,
+    };
+    good.renewal = Some(renewal.clone());
+    assert!(matches!(run(&f, &good), Err(ClientError::Mac("renewal"))));
+    assert!(
+        f.store.issued_key(&first.key_id).unwrap().is_some(),
+        "old key kept"
+    );
+    renewal.k_mac = first.k_mac.clone();
+    good.renewal = Some(renewal);
+    let second = run(&f, &good).unwrap();
+    assert!(
+        f.store.issued_key(&first.key_id).unwrap().is_none(),
+        "old key replaced"
+    );
+    assert_matches_server(&f, &second);
+}
+
+#[test]
+fn negotiation_failures_come_in_the_first_response() {
+    let f = fixture();
+    let code = issue(&f, "C4", None);
+    let mut c = config(Variant::FourPass, code.clone(), None);
+    c.allow_rsa_1_5 = false;
+    let hello = |c: &ClientConfig, edit: &dyn Fn(&mut ClientHello)| {
+        let mut h = hello_base(c, vec![uri::RSA_OAEP]);
+        edit(&mut h);
+        let r = f.server.handle(&Message::ClientHello(h).to_bytes());
+        assert_eq!(r.http_status, 200);
+        match Message::parse(&r.body).unwrap() {
+            Message::ServerHello(sh) => sh.status,
+            Message::ServerFinished(sf) => sf.status,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        hello(&c, &|h| h.version = "2.0".into()),
+        Status::UnsupportedVersion
+    );
+    assert_eq!(
+        hello(&c, &|h| h.key_types = vec!["urn:x".into()]),
+        Status::NoSupportedKeyTypes
+    );
+    assert_eq!(
+        hello(&c, &|h| h.mac_algorithms = vec!["urn:x".into()]),
+        Status::NoSupportedMacAlgorithms
+    );
+    assert_eq!(
+        hello(&c, &|h| h.encryption_algorithms = vec!["urn:x".into()]),
+        Status::NoSupportedEncryptionAlgorithms
+    );
+    assert_eq!(
+        hello(&c, &|h| h.key_packages = Some(vec!["urn:x".into()])),
+        Status::NoSupportedKeyPackages
+    );
+    assert_eq!(
+        hello(&c, &|h| h.extensions.push(Extension {
+            critical: true,
+            kind: ExtensionKind::Unknown("{urn:v}X".into())
+        })),
+        Status::UnknownCriticalExtension
+    );
+    assert_eq!(
+        hello(&c, &|h| {
+            h.variants = Some(ProtocolVariants {
+                four_pass: false,
+                two_pass: Some(vec![KeyProtection {
+                    method: "urn:x".into(),
+                    payload: None,
+                }]),
+                two_pass_first: true,
+            })
+        }),
+        Status::NoProtocolVariants
+    );
+}
+
+#[test]
+fn client_refuses_a_tampered_server_mac() {
+    struct Tamper<'a>(LocalTransport<'a>);
+    impl Transport for Tamper<'_> {
+        fn exchange(&mut self, request: &[u8]) -> Result<Exchange, TransportError> {
+            let mut r = self.0.exchange(request)?;
+            if let Ok(Message::ServerFinished(mut sf)) = Message::parse(&r.body) {
+                if let Some(mac) = sf.mac.as_mut() {
+                    mac.value[0] ^= 1;
+                }
+                r.body = Message::ServerFinished(sf).to_bytes();
+            }
+            Ok(r)
+        }
+    }
+    let f = fixture();
+    let k = [9u8; 16];
+    let c = config(Variant::FourPass, issue(&f, "C5", Some(&k)), Some(&k));
+    let err = provision(&c, &mut Tamper(LocalTransport { server: &f.server })).unwrap_err();
+    assert!(matches!(err, ClientError::Mac("key confirmation")), "{err}");
+}
