@@ -5,6 +5,8 @@
 //! row or another station database does not open. Every state change writes its event (whose
 //! detail holds the new `state`) in the same transaction.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
 use zeroize::Zeroizing;
 
@@ -248,6 +250,18 @@ impl Store {
     /// What a crashed batch left unfinished: its keys still reserved or written.
     pub fn unfinished_keys(&self, batch: BatchId) -> Result<Vec<Key>, StoreError> {
         self.batch_keys_in(batch, &[KeyState::Reserved, KeyState::Written])
+    }
+
+    /// The resume journal of a batch: per device, its keys still reserved or written.
+    pub fn unfinished_keys_by_device(
+        &self,
+        batch: BatchId,
+    ) -> Result<BTreeMap<DeviceId, Vec<Key>>, StoreError> {
+        let mut journal: BTreeMap<DeviceId, Vec<Key>> = BTreeMap::new();
+        for key in self.unfinished_keys(batch)? {
+            journal.entry(key.device).or_default().push(key);
+        }
+        Ok(journal)
     }
 
     /// Every key ever issued for a device, oldest first.

@@ -115,6 +115,7 @@ fn a_key_goes_from_reserved_to_exported_and_its_secret_opens() {
     assert_eq!(verified.counter, Some(2));
     assert_eq!(verified.verification.as_deref(), Some("device-otp"));
     assert!(store.unfinished_keys(b.id).unwrap().is_empty());
+    assert!(store.unfinished_keys_by_device(b.id).unwrap().is_empty());
     assert_eq!(store.live_key(d.id, "1").unwrap().unwrap().id, key.id);
 
     let export = store
@@ -382,4 +383,33 @@ fn two_connections_append_to_one_chain() {
     let report = second.verify_audit().unwrap();
     assert!(report.is_intact(), "{:?}", report.first_broken);
     assert_eq!(report.events, 1 + 20 * 3);
+}
+
+#[test]
+fn the_resume_journal_groups_unfinished_keys_by_device() {
+    let (_dir, _path, store) = fresh_store();
+    let b = batch(&store, "crashed");
+    let d1 = device(&store, "yubikey", "1");
+    let d2 = device(&store, "yubikey", "2");
+    let d3 = device(&store, "yubikey", "3");
+    let written = reserve(&store, &b, &d1, &secret(1));
+    store.mark_key_written(written.id).unwrap();
+    let reserved = reserve(&store, &b, &d2, &secret(2));
+    let done = reserve(&store, &b, &d3, &secret(3));
+    store.mark_key_written(done.id).unwrap();
+    store.mark_key_verified(done.id, &verification(1)).unwrap();
+
+    let journal = store.unfinished_keys_by_device(b.id).unwrap();
+    let states: Vec<(keyprov_store::DeviceId, Vec<KeyState>)> = journal
+        .into_iter()
+        .map(|(device, keys)| (device, keys.into_iter().map(|k| k.state).collect()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (d1.id, vec![KeyState::Written]),
+            (d2.id, vec![KeyState::Reserved])
+        ]
+    );
+    assert_eq!(reserved.device, d2.id);
 }
