@@ -354,9 +354,10 @@ impl WatchState {
 /// libusb hotplug notifications, when available.
 #[cfg(feature = "hid")]
 struct Hotplug {
+    // Dropped first: deregisters before the context goes.
+    _registration: rusb::Registration<rusb::Context>,
     context: rusb::Context,
     flag: Arc<AtomicBool>,
-    _registration: rusb::Registration<rusb::Context>,
 }
 
 #[cfg(feature = "hid")]
@@ -377,9 +378,9 @@ impl rusb::Hotplug<rusb::Context> for HotplugFlag {
 impl Hotplug {
     fn start() -> Option<Hotplug> {
         use rusb::UsbContext;
-        if !rusb::has_hotplug() {
-            return None;
-        }
+        // Registration fails with NOT_SUPPORTED where libusb has no hotplug; a missing
+        // usbfs makes `Context::new` fail. Either way the watcher re-enumerates instead.
+        // (`rusb::has_hotplug` is avoided: it panics when the global context cannot start.)
         let context = rusb::Context::new().ok()?;
         let flag = Arc::new(AtomicBool::new(false));
         let registration = rusb::HotplugBuilder::new()

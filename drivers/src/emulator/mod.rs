@@ -257,7 +257,6 @@ enum Session {
 pub struct EmulatorTransport {
     dir: PathBuf,
     serial: String,
-    serial_number: u32,
     generation: u64,
     dead: bool,
     session: Session,
@@ -281,7 +280,6 @@ impl EmulatorTransport {
         Ok(EmulatorTransport {
             dir: dir.to_owned(),
             serial,
-            serial_number: state.serial,
             generation: state.generation,
             dead: false,
             session,
@@ -372,15 +370,13 @@ impl HidTransport for EmulatorTransport {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_millis(10).min(deadline - Instant::now()));
+            std::thread::sleep(
+                Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
+            );
         }
     }
 
     fn describe(&self) -> String {
-        format!(
-            "emulated {} (serial {})",
-            self.dir.join(&self.serial).display(),
-            self.serial_number
-        )
+        format!("emulator {}/{}", self.dir.display(), self.serial)
     }
 }

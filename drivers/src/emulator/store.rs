@@ -64,7 +64,8 @@ pub enum Fault {
     /// The request arrives corrupted (Nitrokey answers wrong_CRC; a YubiKey drops a
     /// configuration frame and corrupts the CRC of a response).
     Crc,
-    /// The device reports busy for 3 s and drops the request.
+    /// The device reports busy and drops the request (YubiKey 1.5 s, Nitrokey 3 s: longer
+    /// than each driver waits).
     Busy,
     /// The device accepts the request but never completes it (YubiKey: write flag held for
     /// 1.5 s; Nitrokey: no response is produced).

@@ -21,8 +21,9 @@ use crate::yubikey::keyboard;
 
 /// How long a Timeout fault holds the write flag (longer than ykcore's 1150 ms wait).
 const TIMEOUT_FAULT: Duration = Duration::from_millis(1500);
-/// How long a Busy fault keeps the device busy.
-const BUSY_FAULT: Duration = Duration::from_millis(3000);
+/// How long a Busy fault keeps the device busy (longer than ykcore's 1150 ms wait, short
+/// enough that the next attempt finds the key ready).
+const BUSY_FAULT: Duration = Duration::from_millis(1500);
 
 /// RAM of the emulated key (lost on unplug).
 #[derive(Default)]
