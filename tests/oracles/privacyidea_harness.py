@@ -13,7 +13,7 @@ talks to it only through its public HTTP API, the way an administrator's tooling
        {"op": "load", "file": PATH, "psk": HEX32} or {"op": "load", "file": PATH, "password": PW}
            -> POST /token/load/<name> with type=pskc (multipart, field "file")
        {"op": "check", "serial": S, "pass": OTP}   -> POST /validate/check
-       {"op": "token", "serial": S}                -> GET /token/?serial=S
+       {"op": "token", "serial": S}                -> GET /token/?serial=S (all without S)
        {"op": "quit"}
      and answers each with one JSON line {"http": STATUS, "body": <parsed JSON or text>}.
 
@@ -129,8 +129,8 @@ def serve(url, password):
             reply = session.post(url + "/validate/check",
                                  data={"serial": request["serial"], "pass": request["pass"]})
         elif op == "token":
-            reply = session.get(url + "/token/", params={"serial": request["serial"]},
-                                headers=headers)
+            params = {"serial": request["serial"]} if request.get("serial") else {}
+            reply = session.get(url + "/token/", params=params, headers=headers)
         else:
             print(json.dumps({"http": 0, "body": f"unknown op {op!r}"}), flush=True)
             continue

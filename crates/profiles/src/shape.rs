@@ -41,7 +41,7 @@ pub fn shape(target: Target, source: &KeyContainer) -> Result<Shaped, ProfileErr
         for package in &mut packages {
             let serial_before = effective_serial(package);
             shape_package(&rules, package, &mut refusals);
-            let serial_after = effective_serial(package);
+            let serial_after = importer_serial(&rules, package);
             if let (Some(from), Some(to)) = (serial_before, serial_after)
                 && from != to
             {
@@ -90,6 +90,31 @@ pub(crate) fn effective_serial(package: &KeyPackage) -> Option<String> {
         .clone()
         .filter(|s| !s.trim().is_empty())
         .or_else(|| package.keys.first().and_then(|k| k.id.clone()))
+}
+
+/// The serial the importer files the token under. privacyIDEA renames an HOTP key whose
+/// `Key@Id` starts like Yubico's `<serial>:<slot>` to `UBOM<serial>_<slot>`, whatever the
+/// `SerialNo` says; the others use `SerialNo`, else `Key@Id`.
+pub(crate) fn importer_serial(rules: &Rules, package: &KeyPackage) -> Option<String> {
+    let key = package.keys.first();
+    if rules.target == Target::PrivacyIdea
+        && let Some(key) = key
+        && key.algorithm.as_deref() == Some(algorithm::HOTP)
+        && let Some((serial, slot)) = key.id.as_deref().and_then(yubico_key_id)
+    {
+        return Some(format!("UBOM{serial}_{slot}"));
+    }
+    effective_serial(package)
+}
+
+/// privacyIDEA's `re.match(r"\d+:\d+", id)`: digits, `:`, digits, then anything. Returns the
+/// serial and the slot as privacyIDEA splits them.
+fn yubico_key_id(id: &str) -> Option<(&str, &str)> {
+    let (serial, rest) = id.split_once(':')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let slot = rest.split(':').next().unwrap_or_default();
+    let starts_with_digit = rest.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    (digits(serial) && starts_with_digit).then_some((serial, slot))
 }
 
 /// `key <Id> (serial <SerialNo>)` for messages.
@@ -281,6 +306,14 @@ fn shape_identity(
         .serial_no
         .clone()
         .filter(|s| !s.trim().is_empty());
+    // privacyIDEA would file an HOTP key with a `<serial>:<slot>` id under `UBOM…`, ignoring
+    // SerialNo; the serial as id keeps the token under its device serial.
+    if rules.target == Target::PrivacyIdea
+        && key.id.as_deref().and_then(yubico_key_id).is_some()
+        && let Some(serial) = &serial
+    {
+        key.id = Some(serial.clone());
+    }
     if key.id.as_deref().is_none_or(|id| id.trim().is_empty()) {
         match (&serial, rules.key_id_required) {
             (Some(serial), _) => key.id = Some(serial.clone()),
@@ -343,7 +376,7 @@ fn check_unique(rules: &Rules, container: &KeyContainer, refusals: &mut Vec<Refu
     let mut ids: HashMap<String, usize> = HashMap::new();
     for package in &container.key_packages {
         if rules.unique_serials
-            && let Some(serial) = effective_serial(package)
+            && let Some(serial) = importer_serial(rules, package)
         {
             *serials.entry(serial).or_default() += 1;
         }

@@ -213,3 +213,27 @@ fn a_key_without_secret_is_refused_everywhere() {
         );
     }
 }
+
+#[test]
+fn privacyidea_yubico_style_key_ids_keep_the_device_serial() {
+    // privacyIDEA files an HOTP key with Id "<digits>:<digits>" under "UBOM<serial>_<slot>".
+    let batch = container(vec![package(
+        "1001",
+        "Yubico",
+        vec![key("1001:1", HOTP, None, 6)],
+    )]);
+    let shaped = shape(Target::PrivacyIdea, &batch).unwrap();
+    assert_eq!(
+        shaped.container.key_packages[0].keys[0].id.as_deref(),
+        Some("1001")
+    );
+    assert!(shaped.renamed_serials.is_empty());
+
+    let mut anonymous = package("x", "Yubico", vec![key("1001:2", HOTP, None, 6)]);
+    anonymous.device_info.serial_no = None;
+    let shaped = shape(Target::PrivacyIdea, &container(vec![anonymous])).unwrap();
+    assert_eq!(
+        shaped.renamed_serials,
+        [("1001:2".to_string(), "UBOM1001_2".to_string())]
+    );
+}
