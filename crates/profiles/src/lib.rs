@@ -23,6 +23,7 @@
 
 pub mod error;
 pub mod protection;
+pub mod register;
 pub mod rules;
 pub mod seed;
 pub mod shape;
@@ -30,6 +31,7 @@ pub mod target;
 
 pub use error::{ProfileError, Refusal, SeedError};
 pub use protection::{ProtectionRequest, protection};
+pub use register::{ImportReport, ImportSource, RegisterError, Registered, register};
 pub use rules::Rules;
 pub use seed::{OtpKind, SeedFile, SeedToken, seed_tokens};
 pub use shape::{Shaped, shape};
