@@ -52,6 +52,56 @@ pub fn open(info: &TokenInfo) -> Result<Box<dyn Token>> {
     Ok(token)
 }
 
+/// Opens a YubiKey found by [`list`] as its concrete handle (for HMAC-SHA1
+/// challenge-response, which the [`Token`] trait does not cover).
+pub fn open_yubikey(info: &TokenInfo) -> Result<YubiKey> {
+    if info.family != Family::Yubikey {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a YubiKey",
+            info.label()
+        )));
+    }
+    let key = match &info.location {
+        Location::Emulator { dir } => {
+            let transport = Box::new(EmulatorTransport::open(dir, &info.serial)?);
+            let location = info.location.clone();
+            YubiKey::open(transport, yubikey::EMULATED_PID, location, true)?
+        }
+        Location::Hid { path } => open_hid_yubikey(path, &info.usb_id)?,
+    };
+    if key.info().serial != info.serial {
+        return Err(Error::NoSuchDevice {
+            serial: info.serial.clone(),
+        });
+    }
+    Ok(key)
+}
+
+#[cfg(feature = "hid")]
+fn open_hid_yubikey(path: &str, usb_id: &str) -> Result<YubiKey> {
+    let (_, pid) = parse_usb_id(usb_id)
+        .ok_or_else(|| Error::InvalidArgument(format!("USB id {usb_id:?} is not vvvv:pppp")))?;
+    let api = hidapi::HidApi::new().map_err(|e| Error::Enumeration(e.to_string()))?;
+    let cpath = std::ffi::CString::new(path)
+        .map_err(|_| Error::InvalidArgument(format!("HID path {path:?}")))?;
+    let transport = Box::new(crate::transport::HidapiTransport::open(&api, &cpath)?);
+    YubiKey::open(
+        transport,
+        pid,
+        Location::Hid {
+            path: path.to_owned(),
+        },
+        false,
+    )
+}
+
+#[cfg(not(feature = "hid"))]
+fn open_hid_yubikey(path: &str, _usb_id: &str) -> Result<YubiKey> {
+    Err(Error::Enumeration(format!(
+        "{path}: built without the `hid` feature"
+    )))
+}
+
 fn open_emulated(dir: &Path, family: Family, serial: &str) -> Result<Box<dyn Token>> {
     let transport = Box::new(EmulatorTransport::open(dir, serial)?);
     let location = Location::Emulator {

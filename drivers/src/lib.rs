@@ -26,7 +26,7 @@ pub mod token;
 pub mod transport;
 pub mod yubikey;
 
-pub use discovery::{DeviceEvent, Watcher, list, open};
+pub use discovery::{DeviceEvent, Watcher, list, open, open_yubikey};
 pub use error::{Error, Result, Retry};
 pub use otp::{Digits, hotp, totp};
 pub use secret::{AccessCode, Pin, SecretKey};

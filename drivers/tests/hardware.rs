@@ -1,0 +1,107 @@
+//! Tests against real tokens. Ignored by default; each picks its device by serial from an
+//! environment variable and overwrites one slot (see drivers/README.md, "Testing with real
+//! hardware"). They run one at a time through a process-wide lock.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use keyprov_drivers::{
+    Credential, Digits, Expected, Factor, Family, Pin, Presence, Proof, SecretKey, Slot, Token,
+    TokenInfo,
+};
+
+static HARDWARE: Mutex<()> = Mutex::new(());
+
+/// The attached token whose serial the variable names.
+fn device(variable: &str, families: &[Family]) -> TokenInfo {
+    let serial = std::env::var(variable).unwrap_or_else(|_| {
+        panic!("set {variable} to the serial of the token to test (drivers/README.md)")
+    });
+    let tokens = keyprov_drivers::list(None).expect("list HID tokens");
+    tokens
+        .into_iter()
+        .find(|t| t.serial.eq_ignore_ascii_case(&serial) && families.contains(&t.family))
+        .unwrap_or_else(|| panic!("no attached token with serial {serial}"))
+}
+
+fn random_key() -> SecretKey {
+    let mut key = vec![0u8; 20];
+    rand::fill(&mut key[..]);
+    SecretKey::new(key)
+}
+
+#[test]
+#[ignore = "needs a YubiKey; set KEYPROV_TEST_YUBIKEY_SERIAL"]
+fn yubikey_slot2_hotp_by_touch_and_hmac() {
+    let _guard = HARDWARE.lock().unwrap_or_else(|e| e.into_inner());
+    let info = device("KEYPROV_TEST_YUBIKEY_SERIAL", &[Family::Yubikey]);
+    let mut token = keyprov_drivers::open(&info).unwrap();
+    let key = random_key();
+    token.write_hotp(2, &key, 0, Digits::SIX).unwrap();
+    let expected = Expected {
+        key: &key,
+        digits: Digits::SIX,
+        factor: Factor::Counter(0),
+    };
+    let accepted = token
+        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
+        .unwrap();
+    assert_eq!(accepted.proof, Proof::ConfigurationAccepted);
+    eprintln!("long-press the YubiKey (slot 2) within 30 s");
+    let verification = token
+        .verify(
+            Slot::hotp(2),
+            &expected,
+            Presence::Touch(Duration::from_secs(30)),
+        )
+        .unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
+    drop(token);
+
+    let mut key = keyprov_drivers::open_yubikey(&info).unwrap();
+    key.write_hmac_sha1(2, &SecretKey::from_slice(b"Jefe"), false)
+        .unwrap();
+    let mac = key
+        .challenge_hmac(2, b"what do ya want for nothing?")
+        .unwrap();
+    assert_eq!(hex::encode(mac), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+    key.erase(Slot::hotp(2)).unwrap();
+}
+
+#[test]
+#[ignore = "needs a Nitrokey Pro/Storage/Librem Key; set KEYPROV_TEST_NITROKEY_SERIAL"]
+fn nitrokey_hotp_and_totp_by_get_code() {
+    let _guard = HARDWARE.lock().unwrap_or_else(|e| e.into_inner());
+    let families = [Family::NitrokeyPro, Family::NitrokeyStorage];
+    let info = device("KEYPROV_TEST_NITROKEY_SERIAL", &families);
+    let pin = std::env::var("KEYPROV_TEST_NITROKEY_ADMIN_PIN").unwrap_or("12345678".into());
+    let mut token: Box<dyn Token> = keyprov_drivers::open(&info).unwrap();
+    token
+        .authenticate(&Credential::AdminPin(Pin::new(pin)))
+        .unwrap();
+    let key = SecretKey::from_slice(b"12345678901234567890");
+    token.write_hotp(2, &key, 0, Digits::SIX).unwrap();
+    let expected = Expected {
+        key: &key,
+        digits: Digits::SIX,
+        factor: Factor::Counter(0),
+    };
+    let verification = token
+        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
+        .unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
+    assert_eq!(verification.next_counter, Some(1));
+
+    token.write_totp(14, &key, 30, Digits::EIGHT).unwrap();
+    let expected = Expected {
+        key: &key,
+        digits: Digits::EIGHT,
+        factor: Factor::Period(30),
+    };
+    let verification = token
+        .verify(Slot::totp(14), &expected, Presence::NoTouch)
+        .unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: None });
+    token.erase(Slot::hotp(2)).unwrap();
+    token.erase(Slot::totp(14)).unwrap();
+}
