@@ -195,6 +195,11 @@ impl Policy {
             && self.expiry_date.is_none_or(|expiry| expiry >= now)
     }
 
+    /// [`Policy::may_use`] at the current time.
+    pub fn may_use_now(&self) -> bool {
+        self.may_use(OffsetDateTime::now_utc())
+    }
+
     /// True when nothing is set (the element is then not written).
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()

@@ -110,6 +110,12 @@ impl<W: Write> Writer<W> {
         write_package(&mut self.xml, "", &mut self.sealer, package)
     }
 
+    /// Replaces the container-level extensions written by [`Writer::finish`] (a streaming
+    /// reader only knows them once the input is consumed).
+    pub fn set_container_extensions(&mut self, extensions: Vec<Extension>) {
+        self.extensions = extensions;
+    }
+
     /// Writes container extensions and the end tag; returns the output.
     pub fn finish(mut self) -> Result<W> {
         close_container(&mut self.xml, "KeyContainer", "", &self.extensions)?;
