@@ -1,15 +1,246 @@
-//! `keyprov` commands of the devices group (being built; see the issue tracker).
+//! `keyprov devices` and `keyprov emulator …`: list and watch attached tokens (real HID
+//! devices plus an emulator directory), and manage emulated tokens. A thin shell over
+//! `keyprov-drivers`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use keyprov_drivers::emulator::{self, EmulatedDevice, Latency};
+use keyprov_drivers::{DeviceEvent, Family, TokenInfo, Watcher};
 
 /// Commands of this group.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Placeholder while the group is being built.
-    #[command(hide = true, name = "__devices_pending")]
-    Pending,
+    /// List attached tokens (family, model, serial, firmware, free slots).
+    Devices {
+        /// Also list the plugged devices of this emulator directory.
+        #[arg(long, value_name = "DIR")]
+        emulator: Option<PathBuf>,
+        /// A JSON array instead of a table (with --watch: one JSON event per line).
+        #[arg(long)]
+        json: bool,
+        /// Keep running and print arrivals and removals.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Manage emulated tokens (byte-exact device sides of the HID protocols).
+    #[command(subcommand)]
+    Emulator(EmulatorCommand),
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<()> {
-    match cmd {
-        Command::Pending => anyhow::bail!("the devices commands are not built yet"),
+/// Emulated device families.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum EmulatedFamily {
+    /// YubiKey OTP application.
+    Yubikey,
+    /// Nitrokey Pro.
+    NitrokeyPro,
+    /// Nitrokey Storage.
+    NitrokeyStorage,
+}
+
+impl From<EmulatedFamily> for Family {
+    fn from(value: EmulatedFamily) -> Family {
+        match value {
+            EmulatedFamily::Yubikey => Family::Yubikey,
+            EmulatedFamily::NitrokeyPro => Family::NitrokeyPro,
+            EmulatedFamily::NitrokeyStorage => Family::NitrokeyStorage,
+        }
     }
+}
+
+/// `keyprov emulator …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum EmulatorCommand {
+    /// Create emulated devices with fresh serials and empty slots.
+    Add {
+        /// Device family.
+        family: EmulatedFamily,
+        /// How many devices.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Firmware version X.Y (YubiKey also X.Y.Z); the generation decides the protocol.
+        #[arg(long, value_name = "X.Y")]
+        firmware: Option<String>,
+        /// Latency of slot writes in milliseconds (default: close to the host polling rules).
+        #[arg(long, value_name = "MS")]
+        write_latency_ms: Option<u64>,
+        /// Emulator directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// List emulated devices, plugged or not.
+    List {
+        /// Emulator directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Press the button: prints the OTP the device produces (the HOTP counter advances).
+    Touch {
+        /// Device serial.
+        serial: String,
+        /// Slot (YubiKey 1 or 2, default 1; Nitrokey HOTP 0–2, default 0).
+        #[arg(long)]
+        slot: Option<u8>,
+        /// Emulator directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Unplug a device (open handles fail with "unplugged").
+    Unplug {
+        /// Device serial.
+        serial: String,
+        /// Emulator directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Plug a device back in.
+    Plug {
+        /// Device serial.
+        serial: String,
+        /// Emulator directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+pub fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Devices {
+            emulator,
+            json,
+            watch,
+        } if watch => watch_devices(emulator, json),
+        Command::Devices { emulator, json, .. } => list_devices(emulator.as_deref(), json),
+        Command::Emulator(cmd) => run_emulator(cmd),
+    }
+}
+
+fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
+    match cmd {
+        EmulatorCommand::Add {
+            family,
+            count,
+            firmware,
+            write_latency_ms,
+            dir,
+        } => {
+            let family = Family::from(family);
+            let added = emulator::add(&dir, family, count, firmware.as_deref())
+                .with_context(|| format!("cannot add emulated {family} devices"))?;
+            for device in &added {
+                if let Some(ms) = write_latency_ms {
+                    let latency = Latency {
+                        write_ms: ms,
+                        ..Latency::default_for(family)
+                    };
+                    emulator::set_latency(&dir, &device.serial, latency)?;
+                }
+                println!("{}", emulated_row(device));
+            }
+            Ok(())
+        }
+        EmulatorCommand::List { dir, json } => {
+            let devices = emulator::list(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&devices)?);
+            } else {
+                devices.iter().for_each(|d| println!("{}", emulated_row(d)));
+            }
+            Ok(())
+        }
+        EmulatorCommand::Touch { serial, slot, dir } => {
+            let otp = emulator::touch(&dir, &serial, slot)
+                .with_context(|| format!("cannot touch emulated device {serial}"))?;
+            println!("{otp}");
+            Ok(())
+        }
+        EmulatorCommand::Unplug { serial, dir } => Ok(emulator::set_plugged(&dir, &serial, false)?),
+        EmulatorCommand::Plug { serial, dir } => Ok(emulator::set_plugged(&dir, &serial, true)?),
+    }
+}
+
+fn emulated_row(device: &EmulatedDevice) -> String {
+    let state = if device.plugged {
+        "plugged"
+    } else {
+        "unplugged"
+    };
+    format!(
+        "{:<17} {:<17} {:<10} {:<7} {state}",
+        device.family.as_str(),
+        device.model,
+        device.serial,
+        device.firmware
+    )
+}
+
+fn slots_text(slots: &Option<Vec<u8>>) -> String {
+    match slots {
+        None => "?".into(),
+        Some(s) if s.is_empty() => "-".into(),
+        Some(s) => s.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+    }
+}
+
+fn token_row(token: &TokenInfo) -> String {
+    format!(
+        "{:<17} {:<17} {:<10} {:<7} hotp:{} totp:{}{}",
+        token.family.as_str(),
+        token.model,
+        token.serial,
+        token.firmware,
+        slots_text(&token.free_hotp_slots),
+        slots_text(&token.free_totp_slots),
+        if token.emulated { " (emulated)" } else { "" }
+    )
+}
+
+fn list_devices(emulator: Option<&Path>, json: bool) -> Result<()> {
+    let tokens = keyprov_drivers::list(emulator).context("cannot list tokens")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+    } else if tokens.is_empty() {
+        println!("no tokens attached");
+    } else {
+        println!(
+            "{:<17} {:<17} {:<10} {:<7} FREE SLOTS",
+            "FAMILY", "MODEL", "SERIAL", "FIRMWARE"
+        );
+        tokens.iter().for_each(|t| println!("{}", token_row(t)));
+    }
+    Ok(())
+}
+
+/// Prints every token present as an arrival, then each change as it happens; runs until
+/// interrupted.
+fn watch_devices(emulator: Option<PathBuf>, json: bool) -> Result<()> {
+    let watcher = Watcher::start(emulator.as_deref()).context("cannot watch for tokens")?;
+    let mut out = std::io::stdout();
+    for token in watcher.present() {
+        print_event(&mut out, &DeviceEvent::Arrived(token.clone()), json)?;
+    }
+    loop {
+        if let Some(event) = watcher.next_event(std::time::Duration::from_secs(3600)) {
+            print_event(&mut out, &event, json)?;
+        }
+    }
+}
+
+fn print_event(out: &mut impl Write, event: &DeviceEvent, json: bool) -> Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(event)?)?;
+    } else {
+        let (sign, token) = match event {
+            DeviceEvent::Arrived(token) => ("+", token),
+            DeviceEvent::Removed(token) => ("-", token),
+        };
+        writeln!(out, "{sign} {}", token_row(token))?;
+    }
+    out.flush()?;
+    Ok(())
 }

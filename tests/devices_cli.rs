@@ -1,0 +1,270 @@
+//! `keyprov devices` and `keyprov emulator …` end to end: emulated devices listed with their
+//! serials, plug/unplug, touch printing RFC 4226 values, `--watch` reporting changes within
+//! a second, and SIGKILLed processes leaving a readable emulator state.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use keyprov_drivers::emulator::{self, Latency};
+use keyprov_drivers::{Digits, SecretKey};
+use serde_json::Value;
+
+fn keyprov(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyprov"))
+        .args(args)
+        .output()
+        .expect("run keyprov")
+}
+
+/// Runs keyprov, requires success, returns stdout.
+fn ok(args: &[&str]) -> String {
+    let out = keyprov(args);
+    assert!(
+        out.status.success(),
+        "keyprov {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> Vec<Value> {
+    serde_json::from_str::<Value>(&ok(args))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn serials(items: &[Value]) -> Vec<String> {
+    let mut serials: Vec<String> = items
+        .iter()
+        .map(|v| v["serial"].as_str().unwrap().to_owned())
+        .collect();
+    serials.sort();
+    serials
+}
+
+fn dir_arg(dir: &Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+#[test]
+fn devices_without_hid_devices_prints_an_empty_list() {
+    // This machine (and CI) has no /dev/hidraw*; the empty emulator dir adds nothing.
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(ok(&["devices", "--json"]).trim(), "[]");
+    assert_eq!(
+        ok(&["devices", "--emulator", dir_arg(dir.path()), "--json"]).trim(),
+        "[]"
+    );
+    assert_eq!(ok(&["devices"]).trim(), "no tokens attached");
+}
+
+#[test]
+fn devices_lists_exactly_the_emulated_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    let added = ok(&["emulator", "add", "yubikey", "--count", "2", "--dir", d]);
+    assert_eq!(added.lines().count(), 2);
+    ok(&["emulator", "add", "nitrokey-pro", "--dir", d]);
+    ok(&[
+        "emulator",
+        "add",
+        "nitrokey-storage",
+        "--firmware",
+        "0.53",
+        "--dir",
+        d,
+    ]);
+
+    let emulated = json(&["emulator", "list", "--dir", d, "--json"]);
+    assert_eq!(
+        serials(&emulated),
+        ["10000001", "10000002", "00A00001", "00B00001"]
+            .map(|s| s.to_owned())
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let storage = emulated
+        .iter()
+        .find(|v| v["family"] == "nitrokey-storage")
+        .unwrap();
+    assert_eq!(storage["firmware"], "0.53");
+
+    let listed = json(&["devices", "--emulator", d, "--json"]);
+    assert_eq!(serials(&listed), serials(&emulated));
+    for token in &listed {
+        for field in ["family", "model", "serial", "firmware"] {
+            assert!(token[field].is_string(), "{field} missing in {token}");
+        }
+    }
+    let yubikey = listed.iter().find(|v| v["serial"] == "10000001").unwrap();
+    assert_eq!(yubikey["model"], "YubiKey 5");
+    assert_eq!(yubikey["firmware"], "5.4.3");
+    assert_eq!(yubikey["free_hotp_slots"], serde_json::json!([1, 2]));
+    let pro = listed.iter().find(|v| v["serial"] == "00A00001").unwrap();
+    assert_eq!(pro["free_totp_slots"].as_array().unwrap().len(), 15);
+
+    ok(&["emulator", "unplug", "10000002", "--dir", d]);
+    let listed = json(&["devices", "--emulator", d, "--json"]);
+    assert!(!serials(&listed).contains(&"10000002".to_owned()));
+    assert_eq!(listed.len(), 3);
+    let unplugged = json(&["emulator", "list", "--dir", d, "--json"]);
+    let entry = unplugged
+        .iter()
+        .find(|v| v["serial"] == "10000002")
+        .unwrap();
+    assert_eq!(entry["plugged"], false);
+    ok(&["emulator", "plug", "10000002", "--dir", d]);
+    assert_eq!(json(&["devices", "--emulator", d, "--json"]).len(), 4);
+}
+
+#[test]
+fn touch_prints_the_rfc4226_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "yubikey", "--dir", d]);
+    let out = keyprov(&["emulator", "touch", "10000001", "--dir", d]);
+    assert!(!out.status.success(), "an empty slot types nothing");
+
+    // Program the RFC 4226 key through the driver, then touch from the CLI.
+    emulator::set_latency(dir.path(), "10000001", Latency::ZERO).unwrap();
+    let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
+    let mut token = keyprov_drivers::open(&info).unwrap();
+    let key = SecretKey::from_slice(b"12345678901234567890");
+    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    for expected in ["755224", "287082", "359152"] {
+        assert_eq!(
+            ok(&["emulator", "touch", "10000001", "--slot", "1", "--dir", d]).trim(),
+            expected
+        );
+    }
+}
+
+/// Reads the watcher's JSON lines on a thread.
+fn watch(dir: &Path) -> (std::process::Child, mpsc::Receiver<Value>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyprov"))
+        .args(["devices", "--emulator", dir_arg(dir), "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx
+                .send(serde_json::from_str::<Value>(&line).unwrap())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+fn expect_event(rx: &mpsc::Receiver<Value>, kind: &str, serial: &str, within: Duration) {
+    let event = rx
+        .recv_timeout(within)
+        .unwrap_or_else(|_| panic!("no {kind} event for {serial}"));
+    assert_eq!(event["event"], kind, "{event}");
+    assert_eq!(event["token"]["serial"], serial, "{event}");
+}
+
+#[test]
+fn watch_reports_plug_and_unplug_within_one_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "yubikey", "--dir", d]);
+    let (mut child, rx) = watch(dir.path());
+    // The device present at start is reported first (allow for process start-up).
+    expect_event(&rx, "arrived", "10000001", Duration::from_secs(10));
+
+    let start = Instant::now();
+    ok(&["emulator", "add", "nitrokey-pro", "--dir", d]);
+    expect_event(&rx, "arrived", "00A00001", Duration::from_secs(1));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let start = Instant::now();
+    ok(&["emulator", "unplug", "10000001", "--dir", d]);
+    expect_event(&rx, "removed", "10000001", Duration::from_secs(1));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let start = Instant::now();
+    ok(&["emulator", "plug", "10000001", "--dir", d]);
+    expect_event(&rx, "arrived", "10000001", Duration::from_secs(1));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_at_any_instant_leaves_a_readable_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "nitrokey-pro", "--dir", d]);
+    emulator::set_latency(dir.path(), "00A00001", Latency::ZERO).unwrap();
+    let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
+    let mut token = keyprov_drivers::open(&info).unwrap();
+    token
+        .authenticate(&keyprov_drivers::Credential::AdminPin(
+            keyprov_drivers::Pin::new("12345678"),
+        ))
+        .unwrap();
+    token
+        .write_hotp(
+            0,
+            &SecretKey::from_slice(b"12345678901234567890"),
+            0,
+            Digits::SIX,
+        )
+        .unwrap();
+    drop(token);
+
+    let mut completed = 0u64;
+    for i in 0..40u64 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyprov"))
+            .args(["emulator", "touch", "00A00001", "--dir", d])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill at staggered instants across the process's lifetime (0..~8 ms).
+        std::thread::sleep(Duration::from_micros((i * 211) % 8000));
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            completed += 1;
+        }
+        // The state is readable after every kill.
+        assert_eq!(json(&["emulator", "list", "--dir", d, "--json"]).len(), 1);
+    }
+    // Every OTP that was printed was committed; killed runs committed at most one step each.
+    let otp = ok(&["emulator", "touch", "00A00001", "--dir", d]);
+    let counter = (0..=40)
+        .find(|&c| keyprov_drivers::hotp(b"12345678901234567890", c, Digits::SIX) == otp.trim())
+        .expect("the next OTP belongs to a counter in 0..=40");
+    assert!(
+        counter >= completed,
+        "counter {counter} < {completed} printed OTPs"
+    );
+}
