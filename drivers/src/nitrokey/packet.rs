@@ -221,6 +221,22 @@ mod tests {
     }
 
     #[test]
+    fn captured_storage_response_parses() {
+        let text =
+            include_str!("../../tests/vectors/fwupd/nitrokey-storage-0.53-get-device-status.hex");
+        let mut report = [0u8; REPORT_SIZE];
+        let bytes = hex::decode(text.split_whitespace().collect::<String>()).unwrap();
+        report[1..].copy_from_slice(&bytes);
+        let response = Response::parse(&report);
+        assert!(response.crc_ok);
+        assert_eq!(response.device_status, device_status::OK);
+        assert_eq!(response.command_id, 0x2e);
+        assert_eq!(response.last_command_crc, 0x849b_c4ef);
+        // GET_DEVICE_STATUS: firmware minor 53 at byte 34 after the report ID (fwupd).
+        assert_eq!(report[1 + 34], 53);
+    }
+
+    #[test]
     fn response_round_trip() {
         let mut payload = Zeroizing::new([0u8; RESPONSE_PAYLOAD]);
         payload[0] = 15;
