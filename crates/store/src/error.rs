@@ -147,6 +147,17 @@ pub enum StoreError {
         /// The refused state.
         to: KeyState,
     },
+    /// A key of a seed file collides with a different key the station holds under the same
+    /// serial and label; the whole import was rolled back.
+    #[error("import conflict for key {key_label:?} of serial {serial:?}: {reason}")]
+    ImportConflict {
+        /// The token's serial.
+        serial: String,
+        /// The key's label in the file (`Key@Id`).
+        key_label: String,
+        /// What differs (never the secret itself).
+        reason: String,
+    },
     /// Engine events may not use the kinds the store writes itself.
     #[error("event kind {0:?} is reserved for the store's own events")]
     ReservedEventKind(String),

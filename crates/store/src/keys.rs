@@ -231,7 +231,7 @@ impl Store {
 
     /// Every key of a batch, in order of reservation.
     pub fn batch_keys(&self, batch: BatchId) -> Result<Vec<Key>, StoreError> {
-        self.keys_where("batch_id = ?1", &[&batch])
+        self.keys_where("k.batch_id = ?1", &[&batch])
     }
 
     /// The keys of a batch in any of `states` (e.g. reserved and written, to resume a batch).
@@ -266,12 +266,13 @@ impl Store {
 
     /// Every key ever issued for a device, oldest first.
     pub fn device_keys(&self, device: DeviceId) -> Result<Vec<Key>, StoreError> {
-        self.keys_where("device_id = ?1", &[&device])
+        self.keys_where("k.device_id = ?1", &[&device])
     }
 
     /// The key live (written, verified or exported) on a device slot, if any.
     pub fn live_key(&self, device: DeviceId, slot: &str) -> Result<Option<Key>, StoreError> {
-        let sql = "device_id = ?1 AND slot = ?2 AND state IN ('written', 'verified', 'exported')";
+        let sql =
+            "k.device_id = ?1 AND k.slot = ?2 AND k.state IN ('written', 'verified', 'exported')";
         Ok(self.keys_where(sql, &[&device, &slot])?.pop())
     }
 
@@ -309,7 +310,7 @@ impl Store {
         })
     }
 
-    fn secret_binding(&self, id: KeyId) -> Vec<u8> {
+    pub(crate) fn secret_binding(&self, id: KeyId) -> Vec<u8> {
         format!("keyprov key secret v1|{}|{}", self.store_id(), id.0).into_bytes()
     }
 
@@ -319,7 +320,7 @@ impl Store {
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<Key>, StoreError> {
         self.read(|tx| {
-            let sql = format!("{KEY_SELECT} WHERE {filter} ORDER BY id");
+            let sql = format!("{KEY_SELECT} WHERE {filter} ORDER BY k.id");
             let mut stmt = tx.prepare(&sql).ctx("list keys")?;
             let rows = stmt.query_map(args, key_from_row).ctx("list keys")?;
             rows.collect::<Result<_, _>>().ctx("read key")
@@ -381,7 +382,7 @@ fn check_new_key(new: &NewKey<'_>) -> Result<Option<i64>, StoreError> {
     }
 }
 
-fn counter_to_sql(counter: u64) -> Result<i64, StoreError> {
+pub(crate) fn counter_to_sql(counter: u64) -> Result<i64, StoreError> {
     i64::try_from(counter).map_err(|_| invalid("counter", format!("{counter} exceeds 2^63 - 1")))
 }
 
@@ -435,6 +436,11 @@ fn set_state(
 fn revoke_in(tx: &Transaction<'_>, id: KeyId, reason: &str) -> Result<(), StoreError> {
     let key = key_in(tx, id)?;
     check_transition(&key, KeyState::Revoked)?;
+    tx.execute(
+        "UPDATE keys SET reason = ?1 WHERE id = ?2",
+        params![reason, id],
+    )
+    .ctx("record revocation reason")?;
     set_state(
         tx,
         &key,
@@ -460,7 +466,7 @@ fn live_keys_in(
     rows.collect::<Result<_, _>>().ctx("read key id")
 }
 
-fn key_event(
+pub(crate) fn key_event(
     kind: &str,
     batch: BatchId,
     device: DeviceId,
@@ -476,9 +482,10 @@ fn key_event(
     }
 }
 
-const KEY_SELECT: &str = "SELECT id, batch_id, device_id, slot, algorithm, digits, counter,
-    period, hash, state, dskpp_key_id, server_url, verification, proof, created_at, updated_at
-    FROM keys";
+const KEY_SELECT: &str = "SELECT k.id, k.batch_id, k.device_id, k.slot, k.algorithm, k.digits,
+    k.counter, k.period, k.hash, k.state, k.dskpp_key_id, k.server_url, k.verification, k.proof,
+    k.created_at, k.updated_at, d.family, d.model, d.serial, k.reason
+    FROM keys k JOIN devices d ON d.id = k.device_id";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Key> {
     let counter: Option<i64> = row.get(6)?;
@@ -489,6 +496,9 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Key> {
         id: row.get(0)?,
         batch: row.get(1)?,
         device: row.get(2)?,
+        family: row.get(16)?,
+        model: row.get(17)?,
+        serial: row.get(18)?,
         slot: row.get(3)?,
         profile: KeyProfile {
             algorithm: row.get(4)?,
@@ -498,6 +508,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Key> {
         },
         counter,
         state: row.get(9)?,
+        reason: row.get(19)?,
         dskpp_key_id: row.get(10)?,
         server_url: row.get(11)?,
         verification: row.get(12)?,
@@ -507,8 +518,8 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Key> {
     })
 }
 
-fn key_in(tx: &Transaction<'_>, id: KeyId) -> Result<Key, StoreError> {
-    tx.query_row(&format!("{KEY_SELECT} WHERE id = ?1"), [id], key_from_row)
+pub(crate) fn key_in(tx: &Transaction<'_>, id: KeyId) -> Result<Key, StoreError> {
+    tx.query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_from_row)
         .optional()
         .ctx("read key")?
         .ok_or(StoreError::UnknownKey(id))

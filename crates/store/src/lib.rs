@@ -5,6 +5,8 @@
 //! - [`Store`]: the SQLite database of batches, devices, keys (secrets sealed), provisioning
 //!   events and exports. Every state change is written together with its event in one
 //!   transaction; the events form a hash chain that [`Store::verify_audit`] checks.
+//! - [`Store::import_keys`]: the keys of a vendor seed file, registered all or nothing in one
+//!   transaction; importing the same file again changes nothing.
 //!
 //! Files: the database defaults to `$XDG_DATA_HOME/keyprov/station.db` (else
 //! `~/.local/share/keyprov/station.db`) and its master key is `master.key` in the same
@@ -23,6 +25,7 @@
 
 pub mod audit;
 pub mod error;
+mod import;
 mod keys;
 pub mod model;
 mod records;
@@ -32,14 +35,15 @@ pub mod vault;
 
 pub use audit::{AuditReport, BrokenLink};
 pub use error::StoreError;
+pub use import::VENDOR_VERIFICATION;
 pub use keys::ENGINE_EVENT_PREFIX;
 pub use model::{
     BatchId, BatchMode, BatchState, DeviceId, DeviceOutcome, ExportId, HashAlgorithm, KeyId,
     KeyProfile, KeyState, OtpAlgorithm,
 };
 pub use records::{
-    Batch, BatchDevice, Device, DeviceIdentity, Event, Export, Key, NewBatch, NewEvent, NewExport,
-    NewKey, Verification,
+    Batch, BatchDevice, Device, DeviceIdentity, Event, Export, ImportOutcome, ImportedKey, Key,
+    NewBatch, NewEvent, NewExport, NewKey, Verification,
 };
 pub use store::{MASTER_KEY_FILE, Store};
 pub use vault::MasterKey;

@@ -172,6 +172,9 @@ text_enum!(
         Local = "local",
         /// A central `keyprov serve` over HTTP(S).
         Central = "central",
+        /// Registered from a vendor seed file (`keyprov import`): the vendor programmed the
+        /// tokens, no DSKPP run took place.
+        Imported = "import",
     }
 );
 

@@ -4,6 +4,7 @@
 //! returns it, opened from its sealed form.
 
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::model::{
     BatchId, BatchMode, BatchState, DeviceId, DeviceOutcome, ExportId, KeyId, KeyProfile, KeyState,
@@ -103,7 +104,14 @@ pub struct Key {
     pub batch: BatchId,
     /// The device it is for.
     pub device: DeviceId,
-    /// The device slot (driver-defined name, e.g. `1`, `2`, `hotp-0`).
+    /// That device's family (`yubikey`, `nitrokey`, a vendor name for imported tokens).
+    pub family: String,
+    /// That device's model.
+    pub model: String,
+    /// That device's serial.
+    pub serial: String,
+    /// The device slot (driver-defined name, e.g. `1`, `2`, `hotp-0`); for an imported key,
+    /// its label in the seed file (`Key@Id`).
     pub slot: String,
     /// Algorithm, digits, period, hash.
     pub profile: KeyProfile,
@@ -111,7 +119,11 @@ pub struct Key {
     pub counter: Option<u64>,
     /// Where its life stands.
     pub state: KeyState,
-    /// The KeyID the DSKPP server assigned.
+    /// Why it was revoked (`None` unless revoked; also `None` for keys revoked before
+    /// schema version 2).
+    pub reason: Option<String>,
+    /// The key's id as the validation server knows it: the KeyID the DSKPP server assigned,
+    /// or the `Key@Id` of the seed file an imported key came from.
     pub dskpp_key_id: Option<String>,
     /// The DSKPP server that issued it (`None` for local mode).
     pub server_url: Option<String>,
@@ -123,6 +135,59 @@ pub struct Key {
     pub created_at: OffsetDateTime,
     /// Its last state change.
     pub updated_at: OffsetDateTime,
+}
+
+/// One key of a vendor seed file, for [`crate::Store::import_keys`].
+pub struct ImportedKey {
+    /// The token's serial (`DeviceInfo/SerialNo`, else `Key@Id`); never empty.
+    pub serial: String,
+    /// The key's label in the file (`Key@Id`); stored as the key's slot. Together with the
+    /// serial it identifies the key across imports.
+    pub key_label: String,
+    /// Device family the token is filed under (`yubikey`, or the manufacturer's name).
+    pub family: String,
+    /// Device model, when the file names one (`imported` otherwise).
+    pub model: Option<String>,
+    /// Algorithm, digits, period, hash.
+    pub profile: KeyProfile,
+    /// HOTP: the moving factor (0 when `None`); must be `None` for TOTP.
+    pub counter: Option<u64>,
+    /// The seed in plaintext; sealed before it reaches the database.
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ImportedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportedKey")
+            .field("serial", &self.serial)
+            .field("key_label", &self.key_label)
+            .field("family", &self.family)
+            .field("model", &self.model)
+            .field("profile", &self.profile)
+            .field("counter", &self.counter)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What [`crate::Store::import_keys`] did with one [`ImportedKey`], in input order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Registered now, as this key of the new import batch.
+    Added(KeyId),
+    /// The station already holds this seed (same serial, label, secret and profile) as this
+    /// key; nothing was written. The key may be revoked: an import never revives a seed the
+    /// station revoked.
+    Unchanged(KeyId),
+}
+
+impl ImportOutcome {
+    /// The key the outcome refers to.
+    pub fn key(self) -> KeyId {
+        match self {
+            ImportOutcome::Added(id) | ImportOutcome::Unchanged(id) => id,
+        }
+    }
 }
 
 /// What [`crate::Store::reserve_key`] needs.

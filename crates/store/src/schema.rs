@@ -23,7 +23,7 @@ use crate::error::{SqlContext, StoreError};
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (
@@ -124,6 +124,11 @@ CREATE TABLE events (
 CREATE INDEX events_by_batch ON events (batch_id);
 ";
 
+/// Why a key was revoked, readable with the key (the `key.revoked` event holds it too).
+const MIGRATION_2: &str = "
+ALTER TABLE keys ADD COLUMN reason TEXT;
+";
+
 /// The schema version this program writes.
 pub(crate) fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -181,7 +186,29 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 1);
+        assert_eq!(version, current_version());
+    }
+
+    #[test]
+    fn version_1_databases_gain_the_revocation_reason() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATION_1).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info('keys')")
+            .unwrap();
+        let columns: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        drop(stmt);
+        assert_eq!(columns.last().map(String::as_str), Some("reason"));
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 
     #[test]
@@ -194,7 +221,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 1
+                    supported: 2
                 }
             ),
             "{err}"

@@ -202,51 +202,7 @@ impl Store {
         if !new.params.is_object() {
             return Err(invalid("batch params", "must be a JSON object"));
         }
-        let id = self.write(|tx| {
-            let taken: bool = tx
-                .query_row(
-                    "SELECT count(*) FROM batches WHERE name = ?1",
-                    [&new.name],
-                    |r| r.get::<_, i64>(0).map(|n| n > 0),
-                )
-                .ctx("look up batch name")?;
-            if taken {
-                return Err(StoreError::DuplicateBatch(new.name.clone()));
-            }
-            let p = &new.profile;
-            tx.execute(
-                "INSERT INTO batches (name, algorithm, digits, period, hash, mode, server_url,
-                     operator, params, state, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    new.name,
-                    p.algorithm,
-                    p.digits,
-                    p.period,
-                    p.hash,
-                    new.mode,
-                    new.server_url,
-                    new.operator,
-                    new.params.to_string(),
-                    BatchState::Open,
-                    format_time(OffsetDateTime::now_utc()),
-                ],
-            )
-            .ctx("insert batch")?;
-            let id = BatchId(tx.last_insert_rowid());
-            let detail = serde_json::json!({
-                "name": new.name,
-                "algorithm": p.algorithm,
-                "digits": p.digits,
-                "period": p.period,
-                "hash": p.hash,
-                "mode": new.mode,
-                "server_url": new.server_url,
-                "operator": new.operator,
-            });
-            audit::append(tx, event("batch.created", Some(id), None, detail))?;
-            Ok(id)
-        })?;
+        let id = self.write(|tx| insert_batch_in(tx, new, BatchState::Open))?;
         tracing::debug!(batch = %id, name = %new.name, "batch created");
         self.batch(id)
     }
@@ -320,22 +276,7 @@ impl Store {
             let now = format_time(OffsetDateTime::now_utc());
             let existing = find_device_in(tx, &identity.family, &identity.serial)?;
             let Some(old) = existing else {
-                tx.execute(
-                    "INSERT INTO devices (family, model, serial, firmware, first_seen, last_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    params![
-                        identity.family,
-                        identity.model,
-                        identity.serial,
-                        identity.firmware,
-                        now
-                    ],
-                )
-                .ctx("insert device")?;
-                let id = DeviceId(tx.last_insert_rowid());
-                let detail = device_detail(identity);
-                audit::append(tx, event("device.registered", None, Some(id), detail))?;
-                return Ok(id);
+                return insert_device_in(tx, identity);
             };
             tx.execute(
                 "UPDATE devices SET model = ?1, firmware = ?2, last_seen = ?3 WHERE id = ?4",
@@ -459,6 +400,86 @@ impl Store {
             rows.collect::<Result<_, _>>().ctx("read batch device")
         })
     }
+}
+
+/// Inserts a batch in `state` (finished now unless open) with its `batch.created` event.
+pub(crate) fn insert_batch_in(
+    tx: &Transaction<'_>,
+    new: &NewBatch,
+    state: BatchState,
+) -> Result<BatchId, StoreError> {
+    let taken: bool = tx
+        .query_row(
+            "SELECT count(*) FROM batches WHERE name = ?1",
+            [&new.name],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .ctx("look up batch name")?;
+    if taken {
+        return Err(StoreError::DuplicateBatch(new.name.clone()));
+    }
+    let p = &new.profile;
+    let now = now_text();
+    let finished = (state != BatchState::Open).then_some(&now);
+    tx.execute(
+        "INSERT INTO batches (name, algorithm, digits, period, hash, mode, server_url,
+             operator, params, state, created_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            new.name,
+            p.algorithm,
+            p.digits,
+            p.period,
+            p.hash,
+            new.mode,
+            new.server_url,
+            new.operator,
+            new.params.to_string(),
+            state,
+            now,
+            finished,
+        ],
+    )
+    .ctx("insert batch")?;
+    let id = BatchId(tx.last_insert_rowid());
+    let mut detail = serde_json::json!({
+        "name": new.name,
+        "algorithm": p.algorithm,
+        "digits": p.digits,
+        "period": p.period,
+        "hash": p.hash,
+        "mode": new.mode,
+        "server_url": new.server_url,
+        "operator": new.operator,
+    });
+    if state != BatchState::Open {
+        detail["state"] = state.as_str().into();
+    }
+    audit::append(tx, event("batch.created", Some(id), None, detail))?;
+    Ok(id)
+}
+
+/// Inserts a device seen for the first time, with its `device.registered` event.
+pub(crate) fn insert_device_in(
+    tx: &Transaction<'_>,
+    identity: &DeviceIdentity,
+) -> Result<DeviceId, StoreError> {
+    tx.execute(
+        "INSERT INTO devices (family, model, serial, firmware, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            identity.family,
+            identity.model,
+            identity.serial,
+            identity.firmware,
+            now_text()
+        ],
+    )
+    .ctx("insert device")?;
+    let id = DeviceId(tx.last_insert_rowid());
+    let detail = device_detail(identity);
+    audit::append(tx, event("device.registered", None, Some(id), detail))?;
+    Ok(id)
 }
 
 /// The default database path for these values of `XDG_DATA_HOME` and `HOME`. A relative
@@ -664,7 +685,7 @@ pub(crate) fn device_in(tx: &Transaction<'_>, id: DeviceId) -> Result<Device, St
     .ok_or(StoreError::UnknownDevice(id))
 }
 
-fn find_device_in(
+pub(crate) fn find_device_in(
     tx: &Transaction<'_>,
     family: &str,
     serial: &str,

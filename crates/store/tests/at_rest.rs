@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use base64::Engine;
-use common::{batch, device, fresh_store, reserve, secret};
+use common::{batch, device, fresh_store, hotp6, reserve, secret};
 
 /// RFC 4648 base32, the form OTP secrets take in otpauth URIs.
 fn base32(bytes: &[u8]) -> String {
@@ -94,6 +94,54 @@ fn secrets_never_reach_the_database_or_its_wal_in_the_clear() {
     std::fs::write(&planted, hex::encode(&secrets[5])).unwrap();
     let caught = std::panic::catch_unwind(|| assert_absent(&planted, &secrets));
     assert!(caught.is_err());
+}
+
+#[test]
+fn imported_secrets_never_reach_the_database_or_its_wal_in_the_clear() {
+    use keyprov_store::{ImportedKey, Store};
+    let (_dir, path, store) = fresh_store();
+    let secrets: Vec<Vec<u8>> = (40..52u8).map(secret).collect();
+    let file = || -> Vec<ImportedKey> {
+        secrets
+            .iter()
+            .enumerate()
+            .map(|(n, s)| ImportedKey {
+                serial: format!("V{n:05}"),
+                key_label: format!("V{n:05}#1"),
+                family: "vendor".to_owned(),
+                model: None,
+                profile: hotp6(),
+                counter: None,
+                secret: zeroize::Zeroizing::new(s.clone()),
+            })
+            .collect()
+    };
+    let (batch, _) = store.import_keys("seeds", "seeds.pskc", file()).unwrap();
+    // The second import opens every stored secret to compare it; that leaves nothing either.
+    let (again, _) = store.import_keys("seeds", "seeds.pskc", file()).unwrap();
+    assert_eq!(again, None);
+    let wal = path.with_extension("db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    assert_absent(&path, &secrets);
+    assert_absent(&wal, &secrets);
+    for (key, s) in store
+        .batch_keys(batch.unwrap())
+        .unwrap()
+        .iter()
+        .zip(&secrets)
+    {
+        assert_eq!(store.key_secret(key.id).unwrap().as_slice(), s.as_slice());
+    }
+    drop(store);
+    assert_absent(&path, &secrets);
+    assert_absent(&wal, &secrets);
+    assert!(
+        Store::open(&path, None)
+            .unwrap()
+            .verify_audit()
+            .unwrap()
+            .is_intact()
+    );
 }
 
 #[test]
