@@ -76,7 +76,11 @@ pub struct DecryptArgs {
 
 /// How to protect the output.
 #[derive(Debug, clap::Args)]
-#[group(id = "target", multiple = false)]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .multiple(false)
+        .args(["plain", "to_key", "to_key_file", "to_password", "to_cert"])
+))]
 pub struct TargetArgs {
     /// Write secrets in plain text.
     #[arg(long)]
