@@ -204,8 +204,19 @@ fn writing_a_new_key_revokes_the_one_it_replaces() {
 
     let new = reserve(&store, &b, &d, &secret(2));
     assert_eq!(store.mark_key_written(new.id).unwrap(), [old.id]);
-    assert_eq!(store.key(old.id).unwrap().state, KeyState::Revoked);
-    assert_eq!(store.live_key(d.id, "1").unwrap().unwrap().id, new.id);
+    let revoked = store.key(old.id).unwrap();
+    assert_eq!(revoked.state, KeyState::Revoked);
+    let reason = format!("superseded by key {} on slot 1", new.id);
+    assert_eq!(revoked.reason, Some(reason));
+    let live = store.live_key(d.id, "1").unwrap().unwrap();
+    assert_eq!(live.id, new.id);
+    assert_eq!(live.reason, None);
+    let device = (
+        live.family.as_str(),
+        live.model.as_str(),
+        live.serial.as_str(),
+    );
+    assert_eq!(device, ("yubikey", "yubikey model", "42"));
     assert_eq!(store.device_keys(d.id).unwrap().len(), 2);
     assert!(store.verify_audit().unwrap().is_intact());
 }

@@ -51,6 +51,19 @@ fn secrets_never_reach_the_trace_log() {
         .with_ansi(false)
         .finish();
     let secrets: Vec<Vec<u8>> = (40..44u8).map(secret).collect();
+    let seeds: Vec<Vec<u8>> = (60..64u8).map(secret).collect();
+    let seed_file = || -> Vec<keyprov_store::ImportedKey> {
+        let seed = |(n, s): (usize, &Vec<u8>)| keyprov_store::ImportedKey {
+            serial: format!("seed-{n}"),
+            key_label: format!("seed-{n}"),
+            family: "vendor".to_owned(),
+            model: None,
+            profile: common::hotp6(),
+            counter: Some(0),
+            secret: zeroize::Zeroizing::new(s.clone()),
+        };
+        seeds.iter().enumerate().map(seed).collect()
+    };
     tracing::subscriber::with_default(subscriber, || {
         let (_dir, _path, store) = fresh_store();
         let b = batch(&store, "logged");
@@ -60,6 +73,14 @@ fn secrets_never_reach_the_trace_log() {
             store.mark_key_written(key.id).unwrap();
             assert_eq!(store.key_secret(key.id).unwrap().as_slice(), s.as_slice());
         }
+        // An import, then the same file again (which opens and compares every seed).
+        store
+            .import_keys("seeds", "seeds.pskc", seed_file())
+            .unwrap();
+        let (again, _) = store
+            .import_keys("seeds", "seeds.pskc", seed_file())
+            .unwrap();
+        assert_eq!(again, None);
         assert!(store.verify_audit().unwrap().is_intact());
     });
     let log = captured.0.lock().unwrap().clone();
@@ -68,7 +89,11 @@ fn secrets_never_reach_the_trace_log() {
         text.contains("key reserved"),
         "the trace log was captured: {text}"
     );
-    for secret in &secrets {
+    assert!(
+        text.contains("keys imported"),
+        "the import was logged: {text}"
+    );
+    for secret in secrets.iter().chain(&seeds) {
         assert_eq!(
             leaks(&log, secret),
             None,
