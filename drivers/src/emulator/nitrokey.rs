@@ -60,6 +60,11 @@ fn changes_slots(cmd: u8) -> bool {
     )
 }
 
+/// Commands that write flash.
+fn commits(cmd: u8) -> bool {
+    matches!(cmd, command::WRITE_TO_SLOT | command::ERASE_SLOT)
+}
+
 fn model_of(state: &DeviceState) -> Model {
     if state.family == Family::NitrokeyStorage {
         Model::Storage
@@ -129,6 +134,9 @@ impl Session {
         let path = store::state_path(dir, serial);
         let outcome = store::update(dir, serial, |state| {
             let fault = match state.faults.first() {
+                // Unplugging mid-write hits the command that commits (after SEND_OTP_DATA
+                // or AUTHORIZE went through); the other faults hit the first one.
+                Some(Fault::UnplugMidWrite) if !commits(cmd) => None,
                 Some(&fault) if changes_slots(cmd) => {
                     state.faults.remove(0);
                     Some(fault)
@@ -207,6 +215,17 @@ impl Session {
                 answer.payload[0] = minor;
                 answer.payload[1] = major;
                 answer.payload[2..6].copy_from_slice(&serial.to_le_bytes());
+                answer
+            }
+            command::GET_DEVICE_STATUS if storage => {
+                use crate::nitrokey::packet::storage_status as at;
+                let mut answer = Answer::ok();
+                answer.payload[at::VERSION_MAJOR] = major;
+                answer.payload[at::VERSION_MINOR] = minor;
+                answer.payload[at::USER_RETRIES] = 3;
+                answer.payload[at::ADMIN_RETRIES] = nk.admin_retries;
+                answer.payload[at::SMART_CARD_ID..at::SMART_CARD_ID + 4]
+                    .copy_from_slice(&serial.to_le_bytes());
                 answer
             }
             command::GET_PASSWORD_RETRY_COUNT => {

@@ -59,7 +59,8 @@ impl Latency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
-    /// The device disappears while receiving the write; nothing is committed.
+    /// The device disappears while receiving the write (YubiKey: on the frame's last chunk;
+    /// Nitrokey: on WRITE_TO_SLOT/ERASE_SLOT, after the data was sent); nothing is committed.
     UnplugMidWrite,
     /// The request arrives corrupted (Nitrokey answers wrong_CRC; a YubiKey drops a
     /// configuration frame and corrupts the CRC of a response).

@@ -195,14 +195,8 @@ impl Nitrokey {
             timing: model.timing(),
             temporary_admin: None,
         };
-        let status = key.transact(command::GET_STATUS, &[], "get status")?;
-        key.firmware = (status.payload[1], status.payload[0]);
-        let serial = u32::from_le_bytes([
-            status.payload[2],
-            status.payload[3],
-            status.payload[4],
-            status.payload[5],
-        ]);
+        let (firmware, serial) = key.identity()?;
+        key.firmware = firmware;
         key.info.firmware = format!("{}.{}", key.firmware.0, key.firmware.1);
         key.info.serial = format!("{serial:08X}");
         debug!(device = %key.info.label(), firmware = %key.info.firmware, "Nitrokey opened");
@@ -211,6 +205,25 @@ impl Nitrokey {
 
     fn device(&self) -> String {
         self.info.label()
+    }
+
+    /// Firmware `(major, minor)` and serial: GET_STATUS on the Pro and Librem Key,
+    /// GET_DEVICE_STATUS (`ActiveSmartCardID`) on the Storage, as libnitrokey reads them.
+    fn identity(&mut self) -> Result<((u8, u8), u32)> {
+        let le32 =
+            |p: &[u8], at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+        if self.model == Model::Storage {
+            use packet::storage_status as at;
+            let status = self.transact(command::GET_DEVICE_STATUS, &[], "get device status")?;
+            let p = &status.payload;
+            return Ok((
+                (p[at::VERSION_MAJOR], p[at::VERSION_MINOR]),
+                le32(&p[..], at::SMART_CARD_ID),
+            ));
+        }
+        let status = self.transact(command::GET_STATUS, &[], "get status")?;
+        let p = &status.payload;
+        Ok(((p[1], p[0]), le32(&p[..], 2)))
     }
 
     /// One request/response exchange, with libnitrokey's waiting rules; maps the command

@@ -39,6 +39,23 @@ pub mod command {
     pub const SET_TIME: u8 = 0x0B;
     /// New firmware: send a slot name or a secret chunk before WRITE_TO_SLOT.
     pub const SEND_OTP_DATA: u8 = 0x17;
+    /// Nitrokey Storage: firmware, volumes, retry counters, smart card serial.
+    pub const GET_DEVICE_STATUS: u8 = 0x2E;
+}
+
+/// Offsets in the GET_DEVICE_STATUS (Storage) response payload (libnitrokey
+/// `stick20_commands.h`, as fwupd mirrors it).
+pub mod storage_status {
+    /// Firmware major version.
+    pub const VERSION_MAJOR: usize = 26;
+    /// Firmware minor version.
+    pub const VERSION_MINOR: usize = 27;
+    /// User PIN retries left.
+    pub const USER_RETRIES: usize = 40;
+    /// Admin PIN retries left.
+    pub const ADMIN_RETRIES: usize = 41;
+    /// `ActiveSmartCardID_u32`, little-endian: the serial libnitrokey reports.
+    pub const SMART_CARD_ID: usize = 42;
 }
 
 /// `device_status` of a response.
@@ -232,8 +249,22 @@ mod tests {
         assert_eq!(response.device_status, device_status::OK);
         assert_eq!(response.command_id, 0x2e);
         assert_eq!(response.last_command_crc, 0x849b_c4ef);
-        // GET_DEVICE_STATUS: firmware minor 53 at byte 34 after the report ID (fwupd).
-        assert_eq!(report[1 + 34], 53);
+        // The response answers exactly the request this crate builds.
+        assert_eq!(
+            Request::new(command::GET_DEVICE_STATUS, &[]).crc(),
+            0x849b_c4ef
+        );
+        let p = &response.payload;
+        assert_eq!(
+            (
+                p[storage_status::VERSION_MAJOR],
+                p[storage_status::VERSION_MINOR]
+            ),
+            (0, 53)
+        );
+        assert_eq!(p[storage_status::ADMIN_RETRIES], 3);
+        let id = &p[storage_status::SMART_CARD_ID..storage_status::SMART_CARD_ID + 4];
+        assert_eq!(u32::from_le_bytes(id.try_into().unwrap()), 0x37c7);
     }
 
     #[test]
