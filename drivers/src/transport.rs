@@ -23,6 +23,10 @@ pub trait HidTransport: Send {
     /// numbered reports.
     fn read_input_report(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>>;
 
+    /// Sends an output report (interrupt OUT, or SET_REPORT(Output) when the interface has
+    /// no OUT endpoint); `report[0]` is the report ID. Keyboard interfaces take LED states here.
+    fn send_output_report(&mut self, report: &[u8]) -> Result<()>;
+
     /// Human-readable name of the interface for error messages (HID path or emulator file).
     fn describe(&self) -> String;
 }
@@ -102,6 +106,21 @@ mod hid {
                 .read_timeout(buf, millis)
                 .map_err(|e| map_error(&self.path, e, "read input report"))?;
             Ok((n > 0).then_some(n))
+        }
+
+        fn send_output_report(&mut self, report: &[u8]) -> Result<()> {
+            let n = self
+                .device
+                .write(report)
+                .map_err(|e| map_error(&self.path, e, "write output report"))?;
+            if n != report.len() {
+                let message = format!("output report: {n} of {} bytes written", report.len());
+                return Err(Error::Hid {
+                    device: self.path.clone(),
+                    message,
+                });
+            }
+            Ok(())
         }
 
         fn describe(&self) -> String {

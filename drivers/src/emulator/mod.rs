@@ -376,6 +376,19 @@ impl HidTransport for EmulatorTransport {
         }
     }
 
+    /// Both emulated families ignore output reports (a YubiKey's keyboard interface takes
+    /// LED states; a Nitrokey has no output report), as the devices do.
+    fn send_output_report(&mut self, report: &[u8]) -> Result<()> {
+        self.live_state("send output report")?;
+        if report.is_empty() {
+            return Err(Error::Hid {
+                device: self.describe(),
+                message: "empty output report".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         format!("emulator {}/{}", self.dir.display(), self.serial)
     }

@@ -108,10 +108,16 @@ impl YubiKey {
         let status = key.read_status()?;
         key.info.firmware = status.version_string();
         key.info.model = model_name(pid, status.version.0);
-        key.info.serial = if status.version >= (2, 2, 0) {
-            key.serial()?.to_string()
-        } else {
+        // A configuration without SERIAL_API_VISIBLE hides the serial (the key answers
+        // nothing); such a key is still usable, under the name "unknown".
+        key.info.serial = if status.version < (2, 2, 0) {
             "unknown".to_owned()
+        } else {
+            match key.serial() {
+                Ok(serial) => serial.to_string(),
+                Err(Error::Rejected { .. }) => "unknown".to_owned(),
+                Err(err) => return Err(err),
+            }
         };
         key.info.free_hotp_slots = Some(free_slots(&status));
         debug!(device = %key.info.label(), firmware = %key.info.firmware, "YubiKey opened");
