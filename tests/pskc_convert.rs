@@ -239,6 +239,23 @@ fn asymmetric_output_decrypts_with_the_private_key() {
         let ours = inspect(&out, &["--private-key", key.to_str().unwrap()]);
         let before = inspect(&figure10, &[]);
         assert_eq!(ours["keys"], before["keys"], "{cipher}");
+        // Another private key is refused, for both schemes (checked against the certificate).
+        openssl(
+            &["genpkey", "-algorithm", "RSA", "-out", "other.pem"],
+            dir.path(),
+        );
+        let other = dir.path().join("other.pem");
+        let wrong = keyprov()
+            .args(["pskc", "inspect", "--show-secrets", "--private-key"])
+            .arg(&other)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            stderr(&wrong).contains("wrong key"),
+            "{cipher}: {}",
+            stderr(&wrong)
+        );
         // Without the private key: metadata only; asking for secrets fails clearly.
         let denied = keyprov()
             .args(["pskc", "inspect", "--show-secrets"])

@@ -272,6 +272,11 @@ impl RsaPrivateKey {
             .map_err(|_| "not an RSA private key in PKCS #8 or PKCS #1 PEM form".to_owned())
     }
 
+    /// True when this is the private half of `public`.
+    pub fn matches(&self, public: &RsaPublicKey) -> bool {
+        self.0.to_public_key() == public.key
+    }
+
     pub(crate) fn decrypt(&self, cipher: Cipher, data: &[u8]) -> Result<Secret, Failure> {
         let plain = match cipher {
             Cipher::Rsa1_5 => self.0.pkcs1v15_decrypt(data),
@@ -311,6 +316,18 @@ impl RsaPublicKey {
                 certificate: None,
             })
             .map_err(|_| "not an X.509 certificate or RSA public key in PEM form".to_owned())
+    }
+
+    /// The public key of a DER X.509 certificate (as in `ds:X509Certificate`).
+    pub fn from_certificate_der(der: Vec<u8>) -> Result<Self, String> {
+        use rsa::pkcs8::DecodePublicKey;
+        let spki = certificate_spki(&der).ok_or("malformed X.509 certificate")?;
+        let key = rsa::PublicKey::from_public_key_der(spki)
+            .map_err(|_| "the certificate does not hold an RSA public key".to_owned())?;
+        Ok(RsaPublicKey {
+            key,
+            certificate: Some(der),
+        })
     }
 
     pub(crate) fn encrypt(&self, cipher: Cipher, plain: &[u8]) -> Result<Vec<u8>, Failure> {

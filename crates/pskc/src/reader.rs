@@ -670,6 +670,10 @@ struct Crypto {
     key_names: Vec<String>,
     derivation: Option<Derivation>,
     asymmetric: bool,
+    /// The recipient certificate's key (`ds:X509Certificate`), to check the private key.
+    certificate: Option<crate::encryption::RsaPublicKey>,
+    /// Cache: the private key was checked against `certificate`.
+    private_key_checked: bool,
     iv: Option<Vec<u8>>,
     mac_declared: bool,
     mac_algorithm: Option<String>,
@@ -727,6 +731,13 @@ impl Crypto {
             }
         }
         self.asymmetric = key_info.child("X509Data").is_some();
+        let certificate = key_info
+            .path(&["X509Data", "X509Certificate"])
+            .and_then(Element::text);
+        if let Some(der) = certificate.and_then(values::base64_decode) {
+            // An unparsable certificate only disables the private-key check below.
+            self.certificate = crate::encryption::RsaPublicKey::from_certificate_der(der).ok();
+        }
         if let Some(iv) = key_info.child_text("IV") {
             self.iv = Some(decode_base64(iv, &Location::element("EncryptionKey/IV"))?);
         }
@@ -861,6 +872,16 @@ impl Crypto {
                     at: at.clone(),
                 });
             };
+            // PKCS #1 v1.5 decryption rejects implicitly (a wrong key yields random bytes),
+            // so the private key is checked against the file's certificate when there is one.
+            if !self.private_key_checked {
+                if let Some(certificate) = &self.certificate
+                    && !private_key.matches(certificate)
+                {
+                    return Err(Error::WrongKey { at: at.clone() });
+                }
+                self.private_key_checked = true;
+            }
             return private_key
                 .decrypt(cipher, cipher_value)
                 .map(Some)
@@ -955,6 +976,9 @@ fn parse_param<T: std::str::FromStr>(text: Option<&str>, at: &Location) -> Resul
     .transpose()
 }
 
+/// Most PBKDF2 iterations accepted (a hostile file must not buy minutes of CPU).
+const MAX_ITERATIONS: u32 = 10_000_000;
+
 fn derive(derivation: &Derivation, password: &Secret, length: usize) -> Result<Secret> {
     let at = Location::element("EncryptionKey/DerivedKey");
     let algorithm = derivation.algorithm.as_deref().unwrap_or_default();
@@ -988,8 +1012,11 @@ fn derive(derivation: &Derivation, password: &Secret, length: usize) -> Result<S
     if length == 0 || length > 1024 {
         return Err(Error::invalid(at, "KeyLength must be between 1 and 1024"));
     }
-    if iterations > 100_000_000 {
-        return Err(Error::invalid(at, "IterationCount above 100,000,000"));
+    if iterations > MAX_ITERATIONS {
+        return Err(Error::invalid(
+            at,
+            format!("IterationCount above {MAX_ITERATIONS}"),
+        ));
     }
     tracing::debug!(iterations, length, ?prf, "deriving the PBKDF2 key");
     Ok(mac::pbkdf2(
