@@ -185,6 +185,28 @@ fn yubikey_hmac_sha1_challenge_response_rfc2202() {
 }
 
 #[test]
+fn yubikey_oath_token_id_is_typed_before_the_otp() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Yubikey, None);
+    let mut key = yubikey_handle(dir.path(), &serial);
+    key.set_oath_token_id(Some((0xe1, 0x63)));
+    let secret = rfc_key();
+    key.write_hotp(1, &secret, 0, Digits::SIX).unwrap();
+    let toucher = touch_later(dir.path(), &serial);
+    let line = key.read_typed_line(Duration::from_secs(5)).unwrap();
+    assert_eq!(toucher.join().unwrap(), RFC4226_D[0]);
+    // OMP 0xe1 and TT 0x63 in modhex ("ubhe"), the serial as BCD digits, then the OTP.
+    assert_eq!(line.as_deref(), Some("ubhe10000001755224"));
+    let toucher = touch_later(dir.path(), &serial);
+    let presence = Presence::Touch(Duration::from_secs(5));
+    let verification = key
+        .verify(Slot::hotp(1), &hotp_expected(&secret, 1), presence)
+        .unwrap();
+    toucher.join().unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(1) });
+}
+
+#[test]
 fn nitrokey_get_code_gives_rfc4226_values() {
     let dir = tempfile::tempdir().unwrap();
     let serial = add(dir.path(), Family::NitrokeyPro, None);

@@ -171,7 +171,7 @@ fn emulated_row(device: &EmulatedDevice) -> String {
         "unplugged"
     };
     format!(
-        "{:<17} {:<17} {:<10} {:<7} {state}",
+        "{:<17} {:<17} {:<10} {:<9}{state}",
         device.family.as_str(),
         device.model,
         device.serial,
@@ -189,7 +189,7 @@ fn slots_text(slots: &Option<Vec<u8>>) -> String {
 
 fn token_row(token: &TokenInfo) -> String {
     format!(
-        "{:<17} {:<17} {:<10} {:<7} hotp:{} totp:{}{}",
+        "{:<17} {:<17} {:<10} {:<9}hotp:{} totp:{}{}",
         token.family.as_str(),
         token.model,
         token.serial,
@@ -208,7 +208,7 @@ fn list_devices(emulator: Option<&Path>, json: bool) -> Result<()> {
         println!("no tokens attached");
     } else {
         println!(
-            "{:<17} {:<17} {:<10} {:<7} FREE SLOTS",
+            "{:<17} {:<17} {:<10} {:<9}FREE SLOTS",
             "FAMILY", "MODEL", "SERIAL", "FIRMWARE"
         );
         tokens.iter().for_each(|t| println!("{}", token_row(t)));

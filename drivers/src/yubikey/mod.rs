@@ -70,6 +70,7 @@ pub struct YubiKey {
     status: Status,
     current_code: Option<AccessCode>,
     new_code: Option<AccessCode>,
+    oath_token_id: Option<(u8, u8)>,
 }
 
 impl YubiKey {
@@ -103,6 +104,7 @@ impl YubiKey {
             status: placeholder,
             current_code: None,
             new_code: None,
+            oath_token_id: None,
         };
         key.info.serial = device;
         let status = key.read_status()?;
@@ -330,6 +332,13 @@ impl YubiKey {
         config
     }
 
+    /// Makes later HOTP writes carry an OATH token id (typed before each OTP): the OATH
+    /// manufacturer prefix `omp` and token type `tt`, then the serial as 8 BCD digits, the
+    /// first two bytes typed in modhex (ykpersonalize `-ooath-id`; Yubico uses `0xe1, 0x63`).
+    pub fn set_oath_token_id(&mut self, token_id: Option<(u8, u8)>) {
+        self.oath_token_id = token_id;
+    }
+
     /// Writes `config` to `slot` with the current access code, then adopts the new code.
     pub fn write_slot(&mut self, slot: u8, config: &Config) -> Result<()> {
         self.check_slot(slot)?;
@@ -527,6 +536,13 @@ impl Token for YubiKey {
         config.tkt_flags = tkt::OATH_HOTP | tkt::APPEND_CR;
         if digits == Digits::EIGHT {
             config.cfg_flags |= cfg::OATH_HOTP8;
+        }
+        if let Some((omp, tt)) = self.oath_token_id {
+            let serial = self.info.serial.parse().map_err(|_| Error::NotSupported {
+                device: self.device(),
+                what: "an OATH token id without a readable serial".into(),
+            })?;
+            config.set_oath_token_id(omp, tt, serial);
         }
         self.write_slot(slot, &config)?;
         self.info.free_hotp_slots = Some(free_slots(&self.status));
