@@ -988,7 +988,8 @@ fn hex_decode(text: &str) -> Vec<u8> {
     hex::decode(text).unwrap_or_else(|_| text.as_bytes().to_vec())
 }
 
-fn error_response(http_status: u16, status: Status) -> Response {
+/// A bare DSKPP error answer (`KeyProvServerFinished` with `status`) under `http_status`.
+pub fn error_response(http_status: u16, status: Status) -> Response {
     Response {
         http_status,
         body: Message::ServerFinished(ServerFinished::error(status, None)).to_bytes(),

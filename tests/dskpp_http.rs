@@ -1,0 +1,110 @@
+//! DSKPP over real HTTP: `keyprov serve` as a separate process on a loopback port, the
+//! operator commands, and `keyprov dskpp provision` for every variant. The key the client
+//! stored must be the key `keyprov server export` writes for it.
+
+mod dskpp_support;
+
+use dskpp_support::*;
+
+fn run_variant(variant: &str, with_shared_key: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = ServerProcess::start(&db, "127.0.0.1:0");
+    let extra: &[&str] = if with_shared_key {
+        &["--shared-key"]
+    } else {
+        &[]
+    };
+    let (ac, shared, _) = issue(&db, "AC00000A", extra);
+    assert_eq!(shared.is_some(), with_shared_key);
+
+    let out = dir.path().join("key.pskcxml");
+    let o = provision(&server.url, &ac, variant, shared.as_deref(), &out);
+    assert!(
+        o.status.success(),
+        "{variant}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    let key_id = stdout
+        .trim()
+        .strip_prefix("KEY_ID=")
+        .expect("KEY_ID line")
+        .to_string();
+
+    let exported = dir.path().join("export.pskcxml");
+    export(&db, &exported);
+    let client = read_pskc(&out);
+    let server_side = read_pskc(&exported);
+    let (_, mine) = client.keys().next().unwrap();
+    let (_, theirs) = server_side
+        .keys()
+        .find(|(_, k)| k.id.as_deref() == Some(&key_id))
+        .unwrap();
+    assert_eq!(mine.id, theirs.id);
+    assert_eq!(
+        mine.algorithm.as_deref(),
+        Some(keyprov_dskpp::uri::KEY_HOTP)
+    );
+    assert_eq!(mine.algorithm, theirs.algorithm);
+    assert_eq!(mine.data.counter, Some(0));
+    assert_eq!(mine.data.counter, theirs.data.counter);
+    let (a, b) = (
+        mine.data.secret.as_ref().unwrap(),
+        theirs.data.secret.as_ref().unwrap(),
+    );
+    assert_eq!(a.expose().len(), 20);
+    assert_eq!(
+        a.expose(),
+        b.expose(),
+        "{variant}: client and server hold the same secret"
+    );
+    assert_eq!(theirs.user_id.as_deref(), Some("AC00000A"));
+}
+
+#[test]
+fn four_pass_with_shared_key() {
+    run_variant("four-pass", true);
+}
+
+#[test]
+fn four_pass_with_server_key() {
+    run_variant("four-pass", false);
+}
+
+#[test]
+fn two_pass_wrap() {
+    run_variant("two-pass-wrap", true);
+}
+
+#[test]
+fn two_pass_transport() {
+    run_variant("two-pass-transport", false);
+}
+
+#[test]
+fn two_pass_passphrase() {
+    run_variant("two-pass-passphrase", false);
+}
+
+#[test]
+fn ac_issue_prints_code_shared_key_and_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let (ac, shared, text) = issue(&db, "AC00000A", &["--shared-key", "--trigger"]);
+    let parsed = keyprov_dskpp::ac::parse(&ac).unwrap();
+    assert_eq!(parsed.client_id, "AC00000A");
+    assert!(ac.starts_with("108AC00000A210"), "{ac}");
+    assert_eq!(shared.unwrap().len(), 32);
+    let xml_start = text.find("<?xml").expect("trigger document");
+    let trigger = keyprov_dskpp::Message::parse(text[xml_start..].trim().as_bytes()).unwrap();
+    match trigger {
+        keyprov_dskpp::Message::Trigger(t) => {
+            assert_eq!(t.auth.client_id.as_deref(), Some("AC00000A"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let mode = std::fs::metadata(dir.path().join("server.db.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+}
