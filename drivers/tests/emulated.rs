@@ -117,6 +117,37 @@ fn yubikey_touch_types_rfc4226_values_the_driver_decodes() {
 }
 
 #[test]
+fn yubikey_verification_skips_stale_lines_and_rejects_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Yubikey, None);
+    let mut token = open(dir.path(), &serial);
+    let key = rfc_key();
+    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    // A touch nobody read: its line (counter 0) is typed before verification starts.
+    emulator::touch(dir.path(), &serial, Some(1)).unwrap();
+    let toucher = touch_later(dir.path(), &serial);
+    let presence = Presence::Touch(Duration::from_secs(5));
+    let verification = token
+        .verify(Slot::hotp(1), &hotp_expected(&key, 1), presence)
+        .unwrap();
+    toucher.join().unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(1) });
+
+    let wrong = SecretKey::from_slice(b"not the key that was written");
+    let toucher = touch_later(dir.path(), &serial);
+    let presence = Presence::Touch(Duration::from_secs(1));
+    let err = token
+        .verify(Slot::hotp(1), &hotp_expected(&wrong, 2), presence)
+        .unwrap_err();
+    toucher.join().unwrap();
+    assert_eq!(err.code(), "rejected", "{err}");
+    let err = token
+        .verify(Slot::hotp(1), &hotp_expected(&key, 3), presence)
+        .unwrap_err();
+    assert_eq!(err.code(), "timeout", "no touch: {err}");
+}
+
+#[test]
 fn yubikey_eight_digits_and_initial_moving_factor() {
     let dir = tempfile::tempdir().unwrap();
     let serial = add(dir.path(), Family::Yubikey, None);

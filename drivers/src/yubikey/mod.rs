@@ -408,17 +408,10 @@ impl YubiKey {
         }
     }
 
-    /// Drops keyboard reports typed before now.
-    fn drain_keyboard(&mut self) -> Result<()> {
-        let mut buf = [0u8; 9];
-        while self
-            .transport
-            .read_input_report(&mut buf, Duration::ZERO)?
-            .is_some()
-        {}
-        Ok(())
-    }
-
+    /// Waits for a typed line whose last `digits` characters equal the HOTP value of a
+    /// counter in `counter..counter + LOOK_AHEAD`. Lines that match nothing (typed by an
+    /// earlier touch, or by the other slot) are skipped; if only such lines arrive before
+    /// the deadline the OTP is rejected, if none arrives it is a timeout.
     fn verify_by_touch(
         &mut self,
         slot: Slot,
@@ -426,35 +419,43 @@ impl YubiKey {
         counter: u64,
         timeout: Duration,
     ) -> Result<Verification> {
-        self.drain_keyboard()?;
-        let Some(line) = self.read_typed_line(timeout)? else {
+        let deadline = Instant::now() + timeout;
+        let digits = usize::from(expected.digits.get());
+        let mut mismatches = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.read_typed_line(left)? else {
+                break;
+            };
+            let typed = line
+                .get(line.len().saturating_sub(digits)..)
+                .unwrap_or_default();
+            for candidate in counter..counter + LOOK_AHEAD {
+                let value = hotp(expected.key.expose(), candidate, expected.digits);
+                if subtle::ConstantTimeEq::ct_eq(value.as_bytes(), typed.as_bytes()).into() {
+                    debug!(device = %self.device(), %slot, candidate, "typed OTP matched");
+                    return Ok(Verification {
+                        proof: Proof::OtpMatched {
+                            counter: Some(candidate),
+                        },
+                        next_counter: Some(candidate + 1),
+                    });
+                }
+            }
+            mismatches += 1;
+        }
+        if mismatches == 0 {
             return Err(Error::Timeout {
                 device: self.device(),
                 operation: "wait for a touch",
                 waited_ms: timeout.as_millis() as u64,
             });
-        };
-        let digits = usize::from(expected.digits.get());
-        let typed = line
-            .get(line.len().saturating_sub(digits)..)
-            .unwrap_or_default();
-        for candidate in counter..counter + LOOK_AHEAD {
-            let value = hotp(expected.key.expose(), candidate, expected.digits);
-            if subtle::ConstantTimeEq::ct_eq(value.as_bytes(), typed.as_bytes()).into() {
-                debug!(device = %self.device(), %slot, candidate, "typed OTP matched");
-                return Ok(Verification {
-                    proof: Proof::OtpMatched {
-                        counter: Some(candidate),
-                    },
-                    next_counter: Some(candidate + 1),
-                });
-            }
         }
         Err(Error::Rejected {
             device: self.device(),
             operation: "verify typed OTP",
             reason: format!(
-                "the OTP typed for slot {slot} matches none of counters {counter}..{}",
+                "{mismatches} typed OTP(s) for slot {slot} match none of counters {counter}..{}",
                 counter + LOOK_AHEAD
             ),
         })
