@@ -1,14 +1,33 @@
-//! `keyprov` commands of the station group: the provisioning log audit (and, as the engine
-//! lands, provisioning, batches, re-issue and import).
+//! `keyprov` commands of the station group: `provision`, `batch list|show|export`, `reissue`
+//! and `audit verify`. Each is a thin shell over `keyprov_engine::Station`; this module only
+//! parses flags, draws progress bars and prints results (`--json`: the API's JSON shapes).
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use keyprov_engine::api::{
+    BatchDetail, BatchRequest, BatchSummary, ExportProtection, ExportRecord, ExportRequest,
+    OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig,
+};
+use keyprov_engine::{Cancel, Station};
 use keyprov_store::Store;
 
 /// Commands of this group.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Provision every attached token (or the first N) with a fresh key obtained over DSKPP,
+    /// write and verify it, and optionally export the batch as PSKC. Re-running an unfinished
+    /// batch (same --batch) resumes it.
+    Provision(ProvisionArgs),
+    /// List, show or export batches.
+    #[command(subcommand)]
+    Batch(BatchCommand),
+    /// Revoke a token's key, provision a new one on the same token and export that key.
+    Reissue(ReissueArgs),
     /// Check the station's provisioning log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -25,9 +44,501 @@ pub enum AuditCommand {
     },
 }
 
+/// Where the station keeps its state.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// Station database; default `$XDG_DATA_HOME/keyprov/station.db`.
+    #[arg(long, value_name = "PATH", env = "KEYPROV_DB")]
+    db: Option<PathBuf>,
+}
+
+/// Where keys come from.
+#[derive(Debug, clap::Args)]
+pub struct ModeArgs {
+    /// Central mode: DSKPP against this `keyprov serve` URL (default: local mode).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Central mode: one-time authentication codes the server issued for this batch, one
+    /// `AC=… [SHARED_KEY=…]` line each (the output of `keyprov ac issue`).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    ac_file: Option<PathBuf>,
+}
+
+/// An export file and its protection (`--export FILE` needs exactly one protection).
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Write the provisioned keys to this PSKC file.
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
+    /// Protect the export with this password (PBKDF2).
+    #[arg(
+        long,
+        value_name = "PW",
+        requires = "export",
+        group = "export_protection"
+    )]
+    export_password: Option<String>,
+    /// Protect the export with this pre-shared AES key (hex).
+    #[arg(
+        long,
+        value_name = "HEX",
+        requires = "export",
+        group = "export_protection"
+    )]
+    export_key: Option<String>,
+    /// Protect the export for the holder of this certificate (RSA key transport).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "export",
+        group = "export_protection"
+    )]
+    export_cert: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    /// Batch name; an unfinished batch of this name is resumed.
+    #[arg(long, value_name = "NAME")]
+    batch: String,
+    /// OTP kind of the new keys.
+    #[arg(long, value_enum, default_value = "hotp")]
+    profile: Profile,
+    /// OTP length.
+    #[arg(long, default_value_t = 6, value_parser = parse_digits)]
+    digits: u8,
+    /// TOTP time step in seconds.
+    #[arg(long, default_value_t = 30)]
+    period: u32,
+    /// Provision at most this many tokens.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Treat the emulated tokens in this directory as attached.
+    #[arg(long, value_name = "DIR", env = "KEYPROV_EMULATOR_DIR")]
+    emulator: Option<PathBuf>,
+    /// Tokens programmed at once (default: all attached, at most 32).
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+    /// Operator name recorded with the batch.
+    #[arg(long, value_name = "NAME")]
+    operator: Option<String>,
+    #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    export: ExportArgs,
+    /// Print the batch summary as JSON instead of progress bars.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_digits(text: &str) -> Result<u8, String> {
+    match text {
+        "6" => Ok(6),
+        "8" => Ok(8),
+        _ => Err(format!("{text} digits: use 6 or 8")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Profile {
+    Hotp,
+    Totp,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BatchCommand {
+    /// List the batches of the station.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one batch (id or name) with its tokens.
+    Show {
+        /// Batch id or name.
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the active keys of a batch (id or name) as a protected PSKC file.
+    Export(BatchExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("protection").required(true)))]
+pub struct BatchExportArgs {
+    /// Batch id or name.
+    id: String,
+    /// The PSKC file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// Protect the file with this password (PBKDF2).
+    #[arg(long, value_name = "PW", group = "protection")]
+    password: Option<String>,
+    /// Protect the file with this pre-shared AES key (hex).
+    #[arg(long, value_name = "HEX", group = "protection")]
+    key: Option<String>,
+    /// Protect the file for the holder of this certificate.
+    #[arg(long, value_name = "PEM", group = "protection")]
+    cert: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReissueArgs {
+    /// Serial number of the token to re-issue.
+    serial: String,
+    #[arg(long, value_name = "DIR", env = "KEYPROV_EMULATOR_DIR")]
+    emulator: Option<PathBuf>,
+    #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    export: ExportArgs,
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Provision(args) => provision(args),
+        Command::Batch(BatchCommand::List { db, json }) => batch_list(db, json),
+        Command::Batch(BatchCommand::Show { id, db, json }) => batch_show(&id, db, json),
+        Command::Batch(BatchCommand::Export(args)) => batch_export(args),
+        Command::Reissue(args) => reissue(args),
         Command::Audit(AuditCommand::Verify { db }) => audit_verify(db.as_deref()),
+    }
+}
+
+fn open(db: DbArgs, emulator: Option<PathBuf>) -> anyhow::Result<Station> {
+    let config = StationConfig {
+        db_path: db.db,
+        emulator_dir: emulator,
+        passphrase: std::env::var("KEYPROV_PASSPHRASE").ok(),
+        nitrokey_admin_pin: std::env::var("KEYPROV_NITROKEY_ADMIN_PIN").ok(),
+        ..StationConfig::default()
+    };
+    Ok(Station::open(config)?)
+}
+
+fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
+    let export = export_request(&args.export)?;
+    let mode = mode(&args.mode)?;
+    let request = BatchRequest {
+        name: args.batch,
+        otp: match args.profile {
+            Profile::Hotp => OtpKind::Hotp,
+            Profile::Totp => OtpKind::Totp,
+        },
+        digits: args.digits,
+        period: args.period,
+        count: args.count,
+        mode,
+        export,
+        operator: args.operator,
+        parallel: args.parallel,
+    };
+    let station = open(args.db, args.emulator)?;
+    let cancel = interrupt_cancels();
+    let bars = Bars::new(args.json);
+    let summary = station.provision(request, &|event| bars.update(&event), &cancel)?;
+    bars.finish();
+    print_summary(&station, &summary, args.json)
+}
+
+fn reissue(args: ReissueArgs) -> anyhow::Result<()> {
+    let export = export_request(&args.export)?;
+    let request = ReissueRequest {
+        serial: args.serial,
+        mode: mode(&args.mode)?,
+        export,
+    };
+    let station = open(args.db, args.emulator)?;
+    let cancel = interrupt_cancels();
+    let bars = Bars::new(args.json);
+    let summary = station.reissue(request, &|event| bars.update(&event), &cancel)?;
+    bars.finish();
+    print_summary(&station, &summary, args.json)
+}
+
+fn batch_list(db: DbArgs, json: bool) -> anyhow::Result<()> {
+    let station = open(db, None)?;
+    let batches = station.batches()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&batches)?);
+        return Ok(());
+    }
+    println!(
+        "{:>4}  {:<24} {:<11} {:<5} {:>6} {:>8} {:>6}  created",
+        "id", "name", "state", "otp", "tokens", "verified", "failed"
+    );
+    for b in &batches {
+        println!(
+            "{:>4}  {:<24} {:<11} {:<5} {:>6} {:>8} {:>6}  {}",
+            b.id,
+            b.name,
+            b.state,
+            otp_word(b.otp),
+            b.tokens,
+            b.verified,
+            b.failed,
+            b.created_at
+        );
+    }
+    Ok(())
+}
+
+fn batch_show(id: &str, db: DbArgs, json: bool) -> anyhow::Result<()> {
+    let station = open(db, None)?;
+    let detail = station.batch(id)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print_detail(&detail);
+    }
+    Ok(())
+}
+
+fn batch_export(args: BatchExportArgs) -> anyhow::Result<()> {
+    let protection = protection(args.password, args.key, args.cert)?
+        .context("batch export needs --password, --key or --cert")?;
+    let request = ExportRequest {
+        path: args.output,
+        protection,
+        target: Default::default(),
+    };
+    let station = open(args.db, None)?;
+    let record = station.export_batch(&args.id, request)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&record)?);
+    } else {
+        print_export(&record);
+    }
+    Ok(())
+}
+
+fn mode(args: &ModeArgs) -> anyhow::Result<ProvisioningMode> {
+    let Some(server_url) = args.server.clone() else {
+        return Ok(ProvisioningMode::Local);
+    };
+    let auth_codes = match &args.ac_file {
+        None => Vec::new(),
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read authentication codes from {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect(),
+    };
+    Ok(ProvisioningMode::Central {
+        server_url,
+        auth_codes,
+    })
+}
+
+fn export_request(args: &ExportArgs) -> anyhow::Result<Option<ExportRequest>> {
+    let Some(path) = args.export.clone() else {
+        return Ok(None);
+    };
+    let protection = protection(
+        args.export_password.clone(),
+        args.export_key.clone(),
+        args.export_cert.clone(),
+    )?;
+    let Some(protection) = protection else {
+        bail!(
+            "--export {} needs a protection: --export-password PW, --export-key HEX or \
+             --export-cert PEM (the station never writes keys in the clear)",
+            path.display()
+        );
+    };
+    Ok(Some(ExportRequest {
+        path,
+        protection,
+        target: Default::default(),
+    }))
+}
+
+fn protection(
+    password: Option<String>,
+    key: Option<String>,
+    cert: Option<PathBuf>,
+) -> anyhow::Result<Option<ExportProtection>> {
+    Ok(match (password, key, cert) {
+        (Some(password), None, None) => Some(ExportProtection::Password { password }),
+        (None, Some(key_hex), None) => Some(ExportProtection::Key { key_hex }),
+        (None, None, Some(cert_pem)) => Some(ExportProtection::Certificate { cert_pem }),
+        (None, None, None) => None,
+        _ => bail!("give only one of password, key and certificate"),
+    })
+}
+
+/// The CLI has no cancel button: Ctrl-C ends the process, which the engine's journal treats
+/// like any crash (re-running the command resumes the batch; see `docs/engine.md`).
+fn interrupt_cancels() -> Cancel {
+    Cancel::new()
+}
+
+fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyhow::Result<()> {
+    let detail = station.batch(&summary.id.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print_detail(&detail);
+    }
+    if summary.failed > 0 {
+        bail!(
+            "{} of {} tokens failed; re-run the same command to retry them",
+            summary.failed,
+            summary.tokens
+        );
+    }
+    if summary.state == "cancelled" {
+        bail!(
+            "batch {} was cancelled; re-run the same command to resume it",
+            summary.name
+        );
+    }
+    Ok(())
+}
+
+fn print_detail(detail: &BatchDetail) {
+    let b = &detail.batch;
+    println!(
+        "batch {} ({}): {}, {} {} digits{}, mode {}",
+        b.id,
+        b.name,
+        b.state,
+        otp_word(b.otp),
+        b.digits,
+        b.period
+            .map(|p| format!(", period {p}s"))
+            .unwrap_or_default(),
+        b.mode
+    );
+    println!(
+        "  {} tokens, {} verified, {} failed",
+        b.tokens, b.verified, b.failed
+    );
+    for t in &detail.tokens {
+        let counter = t
+            .counter
+            .map(|c| format!(" next counter {c}"))
+            .unwrap_or_default();
+        let proof = t
+            .verification
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default();
+        let error = t
+            .error
+            .as_deref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default();
+        println!(
+            "  {:<10} {:<18} {:<12} slot {:<7} key {:<8} {}{}{}{}",
+            t.family, t.model, t.serial, t.slot, t.key_id, t.state, proof, counter, error
+        );
+    }
+    for e in &b.exports {
+        print_export(e);
+    }
+}
+
+fn print_export(e: &ExportRecord) {
+    println!(
+        "  export {} ({} keys, {}-protected, sha256 {})",
+        e.path.display(),
+        e.keys,
+        e.protection,
+        e.sha256
+    );
+}
+
+fn otp_word(otp: OtpKind) -> &'static str {
+    match otp {
+        OtpKind::Hotp => "hotp",
+        OtpKind::Totp => "totp",
+    }
+}
+
+/// One progress bar per token plus a batch bar; hidden with `--json` or without a terminal.
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    devices: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(json: bool) -> Self {
+        let target = if json || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let total = multi.add(ProgressBar::new(0));
+        total.set_style(
+            ProgressStyle::with_template("batch  [{bar:30}] {pos}/{len} tokens {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self {
+            multi,
+            total,
+            devices: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn update(&self, event: &ProgressEvent) {
+        self.total.set_length(event.total as u64);
+        self.total.set_position(event.finished as u64);
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = devices.entry(event.serial.clone()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(4));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:<22} [{bar:12}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(format!("{} {}", event.family, event.serial));
+            bar
+        });
+        let (position, word) = match event.stage {
+            Stage::Queued => (0, "queued"),
+            Stage::Dskpp => (1, "dskpp"),
+            Stage::Writing => (2, "writing"),
+            Stage::Verifying => (3, "verifying"),
+            Stage::Done => (4, "verified"),
+            Stage::Failed => (4, "FAILED"),
+        };
+        bar.set_position(position);
+        let retry = if event.attempt > 1 {
+            format!(" (attempt {})", event.attempt)
+        } else {
+            String::new()
+        };
+        let message = event
+            .message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        bar.set_message(format!("{word}{retry}{message}"));
+        if matches!(event.stage, Stage::Done | Stage::Failed) {
+            bar.finish();
+        }
+    }
+
+    fn finish(&self) {
+        self.total.finish();
     }
 }
 

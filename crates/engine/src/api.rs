@@ -36,6 +36,14 @@ pub struct StationConfig {
     /// Operator passphrase that unwraps the master key, when it is wrapped.
     #[serde(skip_serializing)]
     pub passphrase: Option<String>,
+    /// Admin PIN of the Nitrokeys to program; the factory default `12345678` when absent.
+    /// (Added by the engine, issue 5.)
+    #[serde(skip_serializing)]
+    pub nitrokey_admin_pin: Option<String>,
+    /// How long verification waits for a person to touch a real YubiKey, in seconds; absent:
+    /// no touch, the accepted configuration is the proof (`config-accepted`). Emulated
+    /// YubiKeys are touched by the station itself. (Added by the engine, issue 5.)
+    pub touch_timeout_secs: Option<u64>,
 }
 
 /// The kind of OTP the tokens of a batch get.

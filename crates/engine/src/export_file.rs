@@ -26,10 +26,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<String> {
         file.write_all(bytes).map_err(fail)?;
         file.flush().map_err(fail)?;
         // Devices such as /dev/full report ENOSPC only on write or sync; a FIFO cannot sync.
-        if let Err(e) = file.sync_all() {
-            if e.raw_os_error() != Some(22) {
-                return Err(fail(e));
-            }
+        if let Err(e) = file.sync_all()
+            && e.raw_os_error() != Some(22)
+        {
+            return Err(fail(e));
         }
     } else {
         let temp = temp_sibling(path);

@@ -5,13 +5,24 @@
 
 pub mod api;
 pub mod cancel;
+mod client;
+mod device;
+mod dskpp;
 pub mod error;
-#[allow(dead_code)] // Used by `Station`, which lands in the next commit.
+mod export;
 mod export_file;
 pub mod journal;
-#[allow(dead_code)] // Used by `Station`, which lands in the next commit.
 mod pool;
+mod progress;
+mod provision;
 pub mod retry;
+mod source;
+mod station;
+mod tokens;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
+pub use progress::OnProgress;
+pub use provision::MAX_PARALLEL;
+pub use station::Station;
+pub use tokens::{DeviceWatch, NITROKEY_DEFAULT_ADMIN_PIN};

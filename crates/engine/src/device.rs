@@ -1,0 +1,529 @@
+//! The pipeline of one token: DSKPP → write → verify → commit, journalled step by step.
+//!
+//! Each step's record is committed only after the step returned, and the next step starts only
+//! after that commit (the table is in `docs/engine.md`). A worker thread runs this for one
+//! device at a time; transient device errors are retried with back-off, reopening the handle
+//! when the driver asks for it.
+
+use keyprov_drivers::{
+    Credential, Digits, Expected, Factor, Presence, Proof, Retry, SecretKey, Slot, Token, TokenInfo,
+};
+use keyprov_store::{
+    Batch, BatchDevice, Device, DeviceOutcome, KeyId, KeyState, NewEvent, NewKey, OtpAlgorithm,
+    Store, StoreError, Verification,
+};
+
+use crate::api::Stage;
+use crate::cancel::Cancel;
+use crate::journal::{self, Next, RecordedKey};
+use crate::progress::{Progress, Subject};
+use crate::retry::{self, Backoff, Outcome};
+use crate::source::KeySource;
+
+/// What a batch's workers share.
+pub(crate) struct Run<'a> {
+    pub store: &'a Store,
+    pub batch: &'a Batch,
+    pub source: &'a dyn KeySource,
+    pub backoff: Backoff,
+    pub cancel: &'a Cancel,
+    pub progress: &'a Progress<'a>,
+    pub credentials: &'a Credentials,
+}
+
+/// Write credentials per family.
+#[derive(Debug, Clone)]
+pub(crate) struct Credentials {
+    pub nitrokey_admin_pin: keyprov_drivers::Pin,
+    /// How long verification waits for a person to touch a real YubiKey; `None`: no touch,
+    /// the accepted configuration is the proof. (Emulated YubiKeys are touched by the station.)
+    pub touch: Option<std::time::Duration>,
+}
+
+/// One device of the batch and, if attached, the token that is it.
+pub(crate) struct Job {
+    pub member: BatchDevice,
+    pub token: Option<TokenInfo>,
+}
+
+/// How a device's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    Done,
+    Failed(String),
+    Cancelled,
+}
+
+/// Why a step stopped the device.
+enum Stop {
+    Failed(String),
+    Cancelled,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+impl Run<'_> {
+    /// Drives one device to its verified key, resuming from what the journal recorded.
+    pub fn device(&self, job: Job) -> End {
+        let device = &job.member.device;
+        let who = Subject {
+            serial: device.serial.clone(),
+            family: device.family.clone(),
+        };
+        self.progress.report(&who, Stage::Queued, 1, None);
+        let end = match self.drive(device, job.token, &who) {
+            Ok(()) => End::Done,
+            Err(Stop::Failed(message)) => End::Failed(message),
+            Err(Stop::Cancelled) => End::Cancelled,
+            Err(Stop::Store(e)) => End::Failed(format!("station database: {e}")),
+        };
+        match &end {
+            End::Done => self.progress.report(&who, Stage::Done, 1, None),
+            End::Failed(m) => self
+                .progress
+                .report(&who, Stage::Failed, 1, Some(m.clone())),
+            End::Cancelled => {
+                self.progress
+                    .report(&who, Stage::Failed, 1, Some("cancelled".into()))
+            }
+        }
+        let outcome = match &end {
+            End::Done => DeviceOutcome::Done,
+            End::Failed(_) => DeviceOutcome::Failed,
+            End::Cancelled => DeviceOutcome::Pending,
+        };
+        let error = match &end {
+            End::Failed(m) => Some(m.as_str()),
+            _ => None,
+        };
+        if let Err(e) =
+            self.store
+                .set_batch_device_outcome(self.batch.id, device.id, outcome, error)
+        {
+            tracing::error!(device = %device.serial, error = %e, "cannot record device outcome");
+        }
+        end
+    }
+
+    fn drive(&self, device: &Device, token: Option<TokenInfo>, who: &Subject) -> Result<(), Stop> {
+        self.abandon_orphaned_runs(device)?;
+        let keys: Vec<RecordedKey> = self
+            .store
+            .batch_keys(self.batch.id)?
+            .into_iter()
+            .filter(|k| k.device == device.id)
+            .map(|k| RecordedKey {
+                id: k.id,
+                state: k.state,
+            })
+            .collect();
+        let plan = journal::plan(&keys);
+        for id in &plan.revoke {
+            self.store
+                .revoke_key(*id, "interrupted before the device confirmed the write")?;
+        }
+        if let Next::Done(_) = plan.next {
+            return Ok(());
+        }
+        let Some(info) = token else {
+            return Err(Stop::Failed(format!(
+                "{} {} is not attached",
+                device.family, device.serial
+            )));
+        };
+        let mut handle = Handle::new(info, self.credentials);
+        if let Next::Verify(id) = plan.next {
+            match self.verify(&mut handle, id, who) {
+                Ok(()) => return Ok(()),
+                Err(Stop::Failed(message)) => {
+                    tracing::warn!(device = %device.serial, %message, "resumed verification failed");
+                    self.store
+                        .revoke_key(id, &format!("verification failed: {message}"))?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.check_cancel()?;
+        let key = self.obtain(&mut handle, device, who)?;
+        self.write(&mut handle, key, who)?;
+        self.verify(&mut handle, key, who)
+    }
+
+    /// Step 1–2: DSKPP, then the `reserved` record with the sealed secret.
+    fn obtain(&self, handle: &mut Handle, device: &Device, who: &Subject) -> Result<KeyId, Stop> {
+        self.progress.report(who, Stage::Dskpp, 1, None);
+        let slot = self.pick_slot(handle, device)?;
+        let profile = self.batch.profile.clone();
+        let outcome = retry::retry(
+            &self.backoff,
+            self.cancel,
+            |e: &crate::source::SourceError| e.transient,
+            |attempt, e| {
+                self.progress
+                    .report(who, Stage::Dskpp, attempt + 1, Some(e.message.clone()))
+            },
+            |_| {
+                let ticket = self.source.begin()?;
+                let client_id = ticket.client_id.clone();
+                self.event(
+                    device,
+                    "engine.dskpp_started",
+                    serde_json::json!({ "client_id": client_id }),
+                )
+                .map_err(|e| crate::source::SourceError::permanent(e.to_string()))?;
+                self.source.obtain(ticket, &profile).inspect_err(|e| {
+                    let detail = serde_json::json!({
+                        "client_id": client_id,
+                        "error": e.message,
+                        "ac_unused": e.unreachable,
+                    });
+                    let _ = self.event(device, "engine.dskpp_failed", detail);
+                })
+            },
+        );
+        let issued = match outcome {
+            Outcome::Done { value, .. } => value,
+            Outcome::Failed { error, .. } => {
+                return Err(Stop::Failed(format!("DSKPP: {}", error.message)));
+            }
+            Outcome::Cancelled => return Err(Stop::Cancelled),
+        };
+        let key = self.store.reserve_key(&NewKey {
+            batch: self.batch.id,
+            device: device.id,
+            slot: slot.to_string(),
+            profile,
+            counter: (self.batch.profile.algorithm == OtpAlgorithm::Hotp).then_some(0),
+            secret: &issued.secret,
+            dskpp_key_id: Some(issued.dskpp_key_id),
+            server_url: self.source.server_url(),
+        })?;
+        Ok(key.id)
+    }
+
+    /// Step 3: write to the device, then `written` (which revokes the key it replaced).
+    fn write(&self, handle: &mut Handle, id: KeyId, who: &Subject) -> Result<(), Stop> {
+        self.check_cancel().inspect_err(|_| {
+            let _ = self.store.revoke_key(id, "cancelled before the write");
+        })?;
+        let key = self.store.key(id)?;
+        let secret = SecretKey::new(self.store.key_secret(id)?.to_vec());
+        let slot = parse_slot(&key.slot)?;
+        let digits = digits(key.profile.digits)?;
+        self.progress.report(who, Stage::Writing, 1, None);
+        let result = self.device_op(handle, who, Stage::Writing, |token| match slot.kind {
+            keyprov_drivers::OtpKind::Hotp => {
+                token.write_hotp(slot.index, &secret, key.counter.unwrap_or(0), digits)
+            }
+            keyprov_drivers::OtpKind::Totp => {
+                let period = key.profile.period.unwrap_or(30);
+                token.write_totp(slot.index, &secret, period, digits)
+            }
+        });
+        if let Err(stop) = result {
+            let reason = match &stop {
+                Stop::Failed(m) => format!("write failed: {m}"),
+                _ => "write interrupted".to_string(),
+            };
+            self.store.revoke_key(id, &reason)?;
+            return Err(stop);
+        }
+        let replaced = self.store.mark_key_written(id)?;
+        if !replaced.is_empty() {
+            tracing::debug!(key = %id, ?replaced, "write replaced earlier keys");
+        }
+        Ok(())
+    }
+
+    /// Step 4: read the device's OTP, then `verified` with the device's next counter.
+    fn verify(&self, handle: &mut Handle, id: KeyId, who: &Subject) -> Result<(), Stop> {
+        let key = self.store.key(id)?;
+        let secret = SecretKey::new(self.store.key_secret(id)?.to_vec());
+        let slot = parse_slot(&key.slot)?;
+        let digits = digits(key.profile.digits)?;
+        let factor = match key.profile.algorithm {
+            OtpAlgorithm::Hotp => Factor::Counter(key.counter.unwrap_or(0)),
+            OtpAlgorithm::Totp => Factor::Period(key.profile.period.unwrap_or(30)),
+        };
+        self.progress.report(who, Stage::Verifying, 1, None);
+        let finger = EmulatorFinger::for_token(&handle.info, slot);
+        let presence = match (&finger, self.credentials.touch) {
+            (Some(_), _) => Presence::Touch(EmulatorFinger::TIMEOUT),
+            (None, Some(wait)) => Presence::Touch(wait),
+            (None, None) => Presence::NoTouch,
+        };
+        let verification = self.device_op(handle, who, Stage::Verifying, |token| {
+            let expected = Expected {
+                key: &secret,
+                digits,
+                factor,
+            };
+            let pressing = finger.as_ref().map(EmulatorFinger::press_soon);
+            let result = token.verify(slot, &expected, presence);
+            // The press must have happened before the outcome is recorded: it moves the
+            // device's counter, which the verification reports.
+            if let Some(press) = pressing {
+                let _ = press.join();
+            }
+            result
+        })?;
+        let (method, proof) = match verification.proof {
+            Proof::OtpMatched { counter } => (
+                "device-otp",
+                serde_json::json!({ "matched_counter": counter }).to_string(),
+            ),
+            Proof::ConfigurationAccepted => ("config-accepted", "{}".to_string()),
+        };
+        self.store.mark_key_verified(
+            id,
+            &Verification {
+                method: method.into(),
+                proof,
+                next_counter: verification.next_counter,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Runs a device operation with retries; the handle is reopened when the driver says so.
+    fn device_op<T>(
+        &self,
+        handle: &mut Handle,
+        who: &Subject,
+        stage: Stage,
+        mut op: impl FnMut(&mut dyn Token) -> keyprov_drivers::Result<T>,
+    ) -> Result<T, Stop> {
+        let outcome = retry::retry(
+            &self.backoff,
+            self.cancel,
+            keyprov_drivers::Error::is_transient,
+            |attempt, e| {
+                self.progress
+                    .report(who, stage, attempt + 1, Some(e.to_string()))
+            },
+            |_| handle.with(&mut op),
+        );
+        match outcome {
+            Outcome::Done { value, .. } => Ok(value),
+            Outcome::Failed { error, .. } => Err(Stop::Failed(error.to_string())),
+            Outcome::Cancelled => Err(Stop::Cancelled),
+        }
+    }
+
+    /// The slot the new key goes to: the one the device's live key is in, else the first
+    /// slot of the batch's kind.
+    fn pick_slot(&self, handle: &mut Handle, device: &Device) -> Result<Slot, Stop> {
+        let kind = match self.batch.profile.algorithm {
+            OtpAlgorithm::Hotp => keyprov_drivers::OtpKind::Hotp,
+            OtpAlgorithm::Totp => keyprov_drivers::OtpKind::Totp,
+        };
+        let live = self.store.device_keys(device.id)?.into_iter().find(|k| {
+            KeyState::ACTIVE.contains(&k.state)
+                && k.profile.algorithm == self.batch.profile.algorithm
+        });
+        if let Some(key) = live {
+            return parse_slot(&key.slot);
+        }
+        let caps = self.device_op(
+            handle,
+            &Subject {
+                serial: device.serial.clone(),
+                family: device.family.clone(),
+            },
+            Stage::Dskpp,
+            |t| Ok(t.capabilities()),
+        )?;
+        let slots = match kind {
+            keyprov_drivers::OtpKind::Hotp => caps.hotp_slots,
+            keyprov_drivers::OtpKind::Totp => caps.totp_slots,
+        };
+        match slots.first() {
+            Some(index) => Ok(Slot {
+                kind,
+                index: *index,
+            }),
+            None => Err(Stop::Failed(format!(
+                "{} {} has no {} slot",
+                device.family, device.serial, self.batch.profile.algorithm
+            ))),
+        }
+    }
+
+    /// Runs that started (`engine.dskpp_started`) but neither failed nor produced a key were
+    /// cut off by a crash; the server may have issued a key for them. See `docs/engine.md`.
+    fn abandon_orphaned_runs(&self, device: &Device) -> Result<(), Stop> {
+        let events = self.store.events(Some(self.batch.id))?;
+        let mut open: Option<String> = None;
+        let mut orphans = Vec::new();
+        for e in events.iter().filter(|e| e.device == Some(device.id)) {
+            let client_id = e.detail.get("client_id").and_then(|c| c.as_str());
+            match e.kind.as_str() {
+                "engine.dskpp_started" => {
+                    orphans.extend(open.take());
+                    open = client_id.map(String::from);
+                }
+                "engine.dskpp_failed" | "engine.dskpp_abandoned" | "key.reserved" => open = None,
+                _ => {}
+            }
+        }
+        orphans.extend(open);
+        for client_id in orphans {
+            let revoked = match self.source.abandon(&client_id) {
+                Ok(keys) => serde_json::json!(keys),
+                Err(e) => serde_json::json!({ "error": e.message }),
+            };
+            let detail =
+                serde_json::json!({ "client_id": client_id, "server_keys_revoked": revoked });
+            self.event(device, "engine.dskpp_abandoned", detail)?;
+        }
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        device: &Device,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.store.record_event(&NewEvent {
+            kind: kind.to_string(),
+            batch: Some(self.batch.id),
+            device: Some(device.id),
+            key: None,
+            detail,
+        })
+    }
+
+    fn check_cancel(&self) -> Result<(), Stop> {
+        if self.cancel.is_cancelled() {
+            Err(Stop::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The operator's touch for an emulated YubiKey: the station presses the emulated button
+/// (`keyprov emulator touch`) once per verification attempt, shortly after the driver starts
+/// waiting, so the emulated token is verified by the OTP it types, as a real one is when a
+/// person touches it. Real tokens get no finger.
+struct EmulatorFinger {
+    dir: std::path::PathBuf,
+    serial: String,
+    slot: u8,
+}
+
+impl EmulatorFinger {
+    const DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+    fn for_token(info: &TokenInfo, slot: Slot) -> Option<EmulatorFinger> {
+        let keyprov_drivers::Location::Emulator { dir } = &info.location else {
+            return None;
+        };
+        let yubikey_hotp = info.family == keyprov_drivers::Family::Yubikey
+            && slot.kind == keyprov_drivers::OtpKind::Hotp;
+        yubikey_hotp.then(|| EmulatorFinger {
+            dir: dir.clone(),
+            serial: info.serial.clone(),
+            slot: slot.index,
+        })
+    }
+
+    fn press_soon(&self) -> std::thread::JoinHandle<()> {
+        let (dir, serial, slot) = (self.dir.clone(), self.serial.clone(), self.slot);
+        std::thread::spawn(move || {
+            std::thread::sleep(Self::DELAY);
+            if let Err(e) = keyprov_drivers::emulator::touch(&dir, &serial, Some(slot)) {
+                tracing::warn!(%serial, error = %e, "emulated touch failed");
+            }
+        })
+    }
+}
+
+/// A token handle that is (re)opened on demand.
+struct Handle<'c> {
+    info: TokenInfo,
+    token: Option<Box<dyn Token>>,
+    credentials: &'c Credentials,
+}
+
+impl<'c> Handle<'c> {
+    fn new(info: TokenInfo, credentials: &'c Credentials) -> Self {
+        Self {
+            info,
+            token: None,
+            credentials,
+        }
+    }
+
+    fn with<T>(
+        &mut self,
+        op: &mut impl FnMut(&mut dyn Token) -> keyprov_drivers::Result<T>,
+    ) -> keyprov_drivers::Result<T> {
+        if self.token.is_none() {
+            let mut token = keyprov_drivers::open(&self.info)?;
+            token.authenticate(&self.credential())?;
+            self.token = Some(token);
+        }
+        // Just opened above when it was empty.
+        let token = self.token.as_mut().expect("token handle is open");
+        let result = op(token.as_mut());
+        if let Err(e) = &result
+            && e.retry() == Retry::Reopen
+        {
+            self.token = None;
+        }
+        result
+    }
+
+    fn credential(&self) -> Credential {
+        match self.info.family {
+            keyprov_drivers::Family::Yubikey => Credential::AccessCode {
+                current: None,
+                new: None,
+            },
+            _ => Credential::AdminPin(self.credentials.nitrokey_admin_pin.clone()),
+        }
+    }
+}
+
+fn parse_slot(text: &str) -> Result<Slot, Stop> {
+    let parsed = text.split_once(':').and_then(|(kind, index)| {
+        let index: u8 = index.parse().ok()?;
+        match kind {
+            "hotp" => Some(Slot::hotp(index)),
+            "totp" => Some(Slot::totp(index)),
+            _ => None,
+        }
+    });
+    parsed.ok_or_else(|| {
+        Stop::Failed(format!(
+            "recorded slot {text:?} is not `hotp:N` or `totp:N`"
+        ))
+    })
+}
+
+fn digits(n: u8) -> Result<Digits, Stop> {
+    Digits::new(n).ok_or_else(|| Stop::Failed(format!("{n} digits are not supported")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_round_trip_through_their_recorded_names() {
+        for slot in [Slot::hotp(1), Slot::hotp(2), Slot::totp(14)] {
+            let parsed = parse_slot(&slot.to_string()).ok().expect("parses");
+            assert_eq!(parsed, slot);
+        }
+        assert!(parse_slot("3").is_err());
+        assert!(parse_slot("hmac:1").is_err());
+    }
+}

@@ -1,0 +1,301 @@
+//! Running a batch: choose or resume it, fan its devices out over the worker pool, settle its
+//! state, export it. Re-issuing one token is a one-device batch of its own.
+
+use keyprov_drivers::{Pin, TokenInfo};
+use keyprov_store::{
+    Batch, BatchMode, BatchState, DeviceIdentity, HashAlgorithm, KeyProfile, KeyState, NewBatch,
+    OtpAlgorithm,
+};
+
+use crate::api::{
+    BatchRequest, BatchSummary, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest,
+};
+use crate::cancel::Cancel;
+use crate::device::{Credentials, End, Job, Run};
+use crate::error::{EngineError, Result};
+use crate::progress::Progress;
+use crate::retry::Backoff;
+use crate::station::Station;
+use crate::{export, pool, tokens};
+
+/// Default and upper bound of devices programmed at once.
+pub const MAX_PARALLEL: usize = 32;
+
+pub(crate) fn provision(
+    station: &Station,
+    request: BatchRequest,
+    on_progress: &(dyn Fn(ProgressEvent) + Sync),
+    cancel: &Cancel,
+) -> Result<BatchSummary> {
+    check(&request)?;
+    let attached = station.tokens()?;
+    let batch = match station.store.find_batch(&request.name)? {
+        Some(batch) => resume_checks(&batch, &request)?,
+        None => create(station, &request, &attached)?,
+    };
+    run(station, &batch, &request, &attached, on_progress, cancel)
+}
+
+pub(crate) fn reissue(
+    station: &Station,
+    request: ReissueRequest,
+    on_progress: &(dyn Fn(ProgressEvent) + Sync),
+    cancel: &Cancel,
+) -> Result<BatchSummary> {
+    if let Some(export) = &request.export {
+        export::check(export)?;
+    }
+    let unknown = |reason: &str| EngineError::UnknownToken {
+        serial: request.serial.clone(),
+        reason: reason.into(),
+    };
+    let attached = station.tokens()?;
+    let token = attached
+        .iter()
+        .find(|t| t.serial == request.serial)
+        .ok_or_else(|| unknown("not attached"))?;
+    let device = station
+        .store
+        .find_device(tokens::family(token), &token.serial)?
+        .ok_or_else(|| unknown("the station never provisioned it"))?;
+    let live = station
+        .store
+        .device_keys(device.id)?
+        .into_iter()
+        .rfind(|k| KeyState::ACTIVE.contains(&k.state))
+        .ok_or_else(|| unknown("it holds no active key from this station"))?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let batch_request = BatchRequest {
+        name: format!("reissue-{}-{stamp}", request.serial),
+        otp: crate::station::otp_kind(live.profile.algorithm),
+        digits: live.profile.digits,
+        period: live.profile.period.unwrap_or(30),
+        count: Some(1),
+        mode: request.mode.clone(),
+        export: request.export.clone(),
+        operator: None,
+        parallel: Some(1),
+    };
+    let only = vec![token.clone()];
+    let batch = create(station, &batch_request, &only)?;
+    run(station, &batch, &batch_request, &only, on_progress, cancel)
+}
+
+fn check(request: &BatchRequest) -> Result<()> {
+    if request.name.trim().is_empty() {
+        return Err(EngineError::invalid("batch", "the name is empty"));
+    }
+    if !matches!(request.digits, 6 | 8) {
+        return Err(EngineError::invalid(
+            "digits",
+            format!("{} (use 6 or 8)", request.digits),
+        ));
+    }
+    if request.otp == OtpKind::Totp && request.period == 0 {
+        return Err(EngineError::invalid("period", "must be at least 1 second"));
+    }
+    if request.count == Some(0) {
+        return Err(EngineError::invalid("count", "must be at least 1"));
+    }
+    if let Some(export) = &request.export {
+        export::check(export)?;
+    }
+    Ok(())
+}
+
+fn profile(request: &BatchRequest) -> KeyProfile {
+    let totp = request.otp == OtpKind::Totp;
+    KeyProfile {
+        algorithm: if totp {
+            OtpAlgorithm::Totp
+        } else {
+            OtpAlgorithm::Hotp
+        },
+        digits: request.digits,
+        period: totp.then_some(request.period),
+        hash: HashAlgorithm::Sha1,
+    }
+}
+
+fn mode(request: &BatchRequest) -> (BatchMode, Option<String>) {
+    match &request.mode {
+        ProvisioningMode::Local => (BatchMode::Local, None),
+        ProvisioningMode::Central { server_url, .. } => {
+            (BatchMode::Central, Some(server_url.clone()))
+        }
+    }
+}
+
+/// An existing batch is resumed only with the settings it was created with.
+fn resume_checks(batch: &Batch, request: &BatchRequest) -> Result<Batch> {
+    let (mode, url) = mode(request);
+    let wanted = profile(request);
+    if batch.profile != wanted || batch.mode != mode || batch.server_url != url {
+        let existing = format!(
+            "{} {} digits{}, mode {}",
+            batch.profile.algorithm,
+            batch.profile.digits,
+            batch
+                .profile
+                .period
+                .map(|p| format!(" period {p}s"))
+                .unwrap_or_default(),
+            batch.server_url.as_deref().unwrap_or(batch.mode.as_str()),
+        );
+        return Err(EngineError::BatchMismatch {
+            name: batch.name.clone(),
+            existing,
+        });
+    }
+    tracing::debug!(batch = %batch.id, state = %batch.state, "resuming batch");
+    Ok(batch.clone())
+}
+
+fn create(station: &Station, request: &BatchRequest, attached: &[TokenInfo]) -> Result<Batch> {
+    let chosen = choose(attached, request.count);
+    if chosen.is_empty() {
+        let hint = if station.emulator_dir().is_some() {
+            " (the emulator directory has no plugged token)"
+        } else {
+            " (plug tokens in, or pass --emulator DIR)"
+        };
+        return Err(EngineError::NoDevices { hint: hint.into() });
+    }
+    let (mode, server_url) = mode(request);
+    let batch = station.store.create_batch(&NewBatch {
+        name: request.name.clone(),
+        profile: profile(request),
+        mode,
+        server_url,
+        operator: request.operator.clone(),
+        params: serde_json::json!({ "devices": chosen.len() }),
+    })?;
+    add_members(station, &batch, &chosen)?;
+    Ok(batch)
+}
+
+/// The first `count` attached tokens in a stable order (family, serial).
+fn choose(attached: &[TokenInfo], count: Option<usize>) -> Vec<TokenInfo> {
+    let mut sorted = attached.to_vec();
+    sorted.sort_by(|a, b| (tokens::family(a), &a.serial).cmp(&(tokens::family(b), &b.serial)));
+    sorted.truncate(count.unwrap_or(usize::MAX));
+    sorted
+}
+
+fn add_members(station: &Station, batch: &Batch, tokens: &[TokenInfo]) -> Result<()> {
+    for t in tokens {
+        let device = station.store.upsert_device(&identity(t))?;
+        station.store.add_batch_device(batch.id, device.id)?;
+    }
+    Ok(())
+}
+
+fn identity(t: &TokenInfo) -> DeviceIdentity {
+    DeviceIdentity {
+        family: tokens::family(t).into(),
+        model: t.model.clone(),
+        serial: t.serial.clone(),
+        firmware: t.firmware.clone(),
+    }
+}
+
+fn run(
+    station: &Station,
+    batch: &Batch,
+    request: &BatchRequest,
+    attached: &[TokenInfo],
+    on_progress: &(dyn Fn(ProgressEvent) + Sync),
+    cancel: &Cancel,
+) -> Result<BatchSummary> {
+    let store = &station.store;
+    if batch.state != BatchState::Completed {
+        if batch.state != BatchState::Open {
+            store.set_batch_state(batch.id, BatchState::Open)?;
+        }
+        complete_membership(station, batch, attached)?;
+        let batch = store.batch(batch.id)?;
+        let members = store.batch_devices(batch.id)?;
+        let jobs: Vec<Job> = members
+            .into_iter()
+            .map(|member| {
+                let token = attached
+                    .iter()
+                    .find(|t| {
+                        tokens::family(t) == member.device.family
+                            && t.serial == member.device.serial
+                    })
+                    .cloned();
+                Job { member, token }
+            })
+            .collect();
+        let source = crate::dskpp::source(station, &batch, &request.mode)?;
+        let progress = Progress::new(batch.id.0, jobs.len(), on_progress);
+        let credentials = credentials(station);
+        let workers = request
+            .parallel
+            .unwrap_or(MAX_PARALLEL)
+            .clamp(1, MAX_PARALLEL);
+        let run = Run {
+            store,
+            batch: &batch,
+            source: source.as_ref(),
+            backoff: Backoff::default(),
+            cancel,
+            progress: &progress,
+            credentials: &credentials,
+        };
+        let ends = pool::run(jobs, workers, |job| run.device(job));
+        let state = if ends.contains(&End::Cancelled) || cancel.is_cancelled() {
+            BatchState::Cancelled
+        } else if ends.iter().all(|e| *e == End::Done) {
+            BatchState::Completed
+        } else {
+            BatchState::Failed
+        };
+        store.set_batch_state(batch.id, state)?;
+        tracing::debug!(batch = %batch.id, state = %state, "batch settled");
+    }
+    if let Some(export) = &request.export {
+        let batch = store.batch(batch.id)?;
+        export::export(store, &batch, export)?;
+    }
+    station.summary(&store.batch(batch.id)?)
+}
+
+/// A crash between creating the batch and recording all its devices is made good on resume.
+fn complete_membership(station: &Station, batch: &Batch, attached: &[TokenInfo]) -> Result<()> {
+    let wanted = batch
+        .params
+        .get("devices")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0) as usize;
+    let members = station.store.batch_devices(batch.id)?;
+    if members.len() >= wanted {
+        return Ok(());
+    }
+    let missing: Vec<TokenInfo> = choose(attached, None)
+        .into_iter()
+        .filter(|t| {
+            !members
+                .iter()
+                .any(|m| m.device.family == tokens::family(t) && m.device.serial == t.serial)
+        })
+        .take(wanted - members.len())
+        .collect();
+    add_members(station, batch, &missing)
+}
+
+fn credentials(station: &Station) -> Credentials {
+    let pin = station
+        .config
+        .nitrokey_admin_pin
+        .clone()
+        .unwrap_or_else(|| tokens::NITROKEY_DEFAULT_ADMIN_PIN.to_string());
+    Credentials {
+        nitrokey_admin_pin: Pin::new(pin),
+        touch: station
+            .config
+            .touch_timeout_secs
+            .map(std::time::Duration::from_secs),
+    }
+}

@@ -1,0 +1,83 @@
+//! The tokens the station sees: discovery through `keyprov-drivers` (real HID devices plus an
+//! emulator directory), the family names the station records, and emulated tokens on demand.
+
+use std::path::Path;
+
+use keyprov_drivers::{Family, TokenInfo, emulator};
+
+use crate::api::DeviceEvent;
+use crate::error::{EngineError, Result};
+
+/// The factory admin PIN of Nitrokey Pro and Storage (libnitrokey's default).
+pub const NITROKEY_DEFAULT_ADMIN_PIN: &str = "12345678";
+
+/// Attached tokens, real and emulated.
+pub fn discover(emulator_dir: Option<&Path>) -> Result<Vec<TokenInfo>> {
+    keyprov_drivers::list(emulator_dir).map_err(|e| EngineError::Discovery(e.to_string()))
+}
+
+/// The family the station records: `yubikey` or `nitrokey` (Pro and Storage alike).
+pub fn family(token: &TokenInfo) -> &'static str {
+    match token.family {
+        Family::Yubikey => "yubikey",
+        Family::NitrokeyPro | Family::NitrokeyStorage => "nitrokey",
+    }
+}
+
+/// Creates `count` emulated tokens of `model` (`yubikey`, `nitrokey-pro`,
+/// `nitrokey-storage`) in `dir` and returns them as discovery reports them.
+pub fn create_emulated(dir: &Path, model: &str, count: usize) -> Result<Vec<TokenInfo>> {
+    let family = Family::parse(model).ok_or_else(|| {
+        EngineError::invalid(
+            "emulator model",
+            format!("{model:?} (use yubikey, nitrokey-pro or nitrokey-storage)"),
+        )
+    })?;
+    let count = u32::try_from(count)
+        .ok()
+        .filter(|c| (1..=256).contains(c))
+        .ok_or_else(|| EngineError::invalid("emulator count", "must be 1 to 256"))?;
+    let added = emulator::add(dir, family, count, None)
+        .map_err(|e| EngineError::Discovery(e.to_string()))?;
+    let all = discover(Some(dir))?;
+    Ok(all
+        .into_iter()
+        .filter(|t| {
+            t.emulated
+                && added
+                    .iter()
+                    .any(|a| a.serial == t.serial && a.family == t.family)
+        })
+        .collect())
+}
+
+/// Watches for tokens arriving and leaving until dropped.
+pub struct DeviceWatch {
+    _watcher: keyprov_drivers::Watcher,
+}
+
+impl std::fmt::Debug for DeviceWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceWatch")
+    }
+}
+
+/// Starts a watcher that calls `on_event` from its own thread.
+pub fn watch(
+    emulator_dir: Option<&Path>,
+    mut on_event: impl FnMut(DeviceEvent) + Send + 'static,
+) -> Result<DeviceWatch> {
+    let watcher = keyprov_drivers::Watcher::with_callback(emulator_dir, move |event| {
+        let mapped = match event {
+            keyprov_drivers::DeviceEvent::Arrived(t) => DeviceEvent::Arrived {
+                device: crate::station::device_info(&t),
+            },
+            keyprov_drivers::DeviceEvent::Removed(t) => DeviceEvent::Removed {
+                device: crate::station::device_info(&t),
+            },
+        };
+        on_event(mapped);
+    })
+    .map_err(|e| EngineError::Discovery(e.to_string()))?;
+    Ok(DeviceWatch { _watcher: watcher })
+}
