@@ -213,6 +213,25 @@ fn yubikey_hmac_sha1_challenge_response_rfc2202() {
         .unwrap();
     assert_eq!(hex::encode(mac), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
     assert_eq!(key.serial().unwrap().to_string(), serial);
+
+    // With a touch required, the key reports "waiting for touch" until it is pressed.
+    key.write_hmac_sha1(1, &SecretKey::from_slice(b"Jefe"), true)
+        .unwrap();
+    let toucher = touch_later(dir.path(), &serial);
+    let started = Instant::now();
+    let mac = key
+        .challenge_hmac(1, b"what do ya want for nothing?")
+        .unwrap();
+    assert_eq!(
+        toucher.join().unwrap(),
+        "",
+        "a touch releasing a challenge types nothing"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "answered before the touch"
+    );
+    assert_eq!(hex::encode(mac), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
 }
 
 #[test]

@@ -156,7 +156,11 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
         EmulatorCommand::Touch { serial, slot, dir } => {
             let otp = emulator::touch(&dir, &serial, slot)
                 .with_context(|| format!("cannot touch emulated device {serial}"))?;
-            println!("{otp}");
+            if otp.is_empty() {
+                eprintln!("touched: the slot answers challenges, nothing was typed");
+            } else {
+                println!("{otp}");
+            }
             Ok(())
         }
         EmulatorCommand::Unplug { serial, dir } => Ok(emulator::set_plugged(&dir, &serial, false)?),

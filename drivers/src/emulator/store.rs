@@ -91,6 +91,9 @@ pub struct YubikeyState {
     pub slots: [Option<YubikeySlot>; 2],
     /// Keyboard reports typed by touches and not yet read, hex.
     pub keyboard: Vec<String>,
+    /// Touches so far; a challenge waiting for a touch is released when this grows.
+    #[serde(default)]
+    pub touches: u64,
 }
 
 /// A Nitrokey OTP slot.

@@ -14,13 +14,15 @@ use crate::error::{Error, Result};
 use crate::otp::{Digits, hmac_sha1, hotp};
 use crate::yubikey::config::{CONFIG_SIZE, Config, cfg, ext, tkt};
 use crate::yubikey::frame::{
-    DUMMY_REPORT_WRITE, FRAME_SIZE, Frame, RESP_PENDING_FLAG, SEQUENCE_MASK, SLOT_WRITE_FLAG,
-    Status, command, encode_response, touch,
+    DUMMY_REPORT_WRITE, FRAME_SIZE, Frame, RESP_PENDING_FLAG, RESP_TIMEOUT_WAIT_FLAG,
+    SEQUENCE_MASK, SLOT_WRITE_FLAG, Status, command, encode_response, touch,
 };
 use crate::yubikey::keyboard;
 
 /// How long a Timeout fault holds the write flag (longer than ykcore's 1150 ms wait).
 const TIMEOUT_FAULT: Duration = Duration::from_millis(1500);
+/// How long a touch-triggered challenge waits for the touch (as the key does).
+const TOUCH_WAIT: Duration = Duration::from_secs(15);
 /// How long a Busy fault keeps the device busy (longer than ykcore's 1150 ms wait, short
 /// enough that the next attempt finds the key ready).
 const BUSY_FAULT: Duration = Duration::from_millis(1500);
@@ -32,6 +34,7 @@ pub struct Session {
     busy_until: Option<Instant>,
     busy_status: Option<Status>,
     response: Option<(Zeroizing<Vec<u8>>, usize)>,
+    touch_gate: Option<(u64, Instant)>,
     keyboard: VecDeque<[u8; 8]>,
 }
 
@@ -90,6 +93,22 @@ impl Session {
             report[7] = SLOT_WRITE_FLAG;
             return report;
         }
+        if let Some((baseline, deadline)) = self.touch_gate {
+            let touches = state.yubikey.as_ref().map_or(0, |yk| yk.touches);
+            let now = Instant::now();
+            if touches > baseline {
+                self.touch_gate = None;
+            } else if now >= deadline {
+                self.touch_gate = None;
+                self.response = None;
+            } else {
+                idle_status(state).write_into(&mut report);
+                // Under 16 s left, so the seconds fit the 5-bit field.
+                let left = deadline.duration_since(now).as_secs() as u8;
+                report[7] = RESP_TIMEOUT_WAIT_FLAG | (left & SEQUENCE_MASK);
+                return report;
+            }
+        }
         if let Some((data, next)) = &mut self.response {
             let chunks = data.len() / 7;
             if *next < chunks {
@@ -111,6 +130,7 @@ impl Session {
         let flags = report[7];
         if flags == DUMMY_REPORT_WRITE || flags == 0xff {
             self.response = None;
+            self.touch_gate = None;
             self.frame.clear();
             return Ok(());
         }
@@ -166,7 +186,9 @@ impl Session {
                     state.plugged = false;
                     return Ok(Outcome::Unplugged);
                 }
-                Some(Fault::Timeout) => return Ok(Outcome::Busy(before, TIMEOUT_FAULT, None)),
+                Some(Fault::Timeout) => {
+                    return Ok(Outcome::Busy(before, TIMEOUT_FAULT, None, None));
+                }
                 _ => {}
             }
             let corrupt = fault == Some(Fault::Crc);
@@ -175,7 +197,9 @@ impl Session {
             }
             let serial_number = state.serial;
             let yk = yk_state(state, &path)?;
+            let gate = needs_touch(yk, cmd).then_some(yk.touches);
             let mut response = run_command(yk, cmd, frame.payload(), serial_number);
+            let gate = gate.filter(|_| response.is_some());
             if let (true, Some(data)) = (corrupt, response.as_mut()) {
                 data[0] ^= 0x01;
             }
@@ -184,7 +208,12 @@ impl Session {
             } else {
                 latency.other_ms
             };
-            Ok(Outcome::Busy(before, Duration::from_millis(wait), response))
+            Ok(Outcome::Busy(
+                before,
+                Duration::from_millis(wait),
+                response,
+                gate,
+            ))
         })?;
         match outcome {
             Outcome::Unplugged => Err(Error::Unplugged {
@@ -192,10 +221,11 @@ impl Session {
                 operation: "write frame",
             }),
             Outcome::Ignored => Ok(()),
-            Outcome::Busy(before, wait, response) => {
+            Outcome::Busy(before, wait, response, gate) => {
                 self.busy_status = Some(before);
                 self.busy_until = Some(Instant::now() + wait);
                 self.response = response.map(|data| (data, 0));
+                self.touch_gate = gate.map(|touches| (touches, Instant::now() + TOUCH_WAIT));
                 Ok(())
             }
         }
@@ -228,7 +258,19 @@ impl Session {
 enum Outcome {
     Unplugged,
     Ignored,
-    Busy(Status, Duration, Option<Zeroizing<Vec<u8>>>),
+    /// Busy for a while, then the response (if any), released by a touch if gated.
+    Busy(Status, Duration, Option<Zeroizing<Vec<u8>>>, Option<u64>),
+}
+
+/// Whether `cmd` is a challenge to a slot configured with CHAL_BTN_TRIG.
+fn needs_touch(yk: &YubikeyState, cmd: u8) -> bool {
+    let index = match cmd {
+        command::CHAL_HMAC_1 => 0,
+        command::CHAL_HMAC_2 => 1,
+        _ => return false,
+    };
+    let config = yk.slots[index].as_ref().and_then(parse_config);
+    config.is_some_and(|c| c.is_chal_hmac() && c.cfg_flags & cfg::CHAL_BTN_TRIG != 0)
 }
 
 fn idle_status(state: &DeviceState) -> Status {
@@ -340,12 +382,21 @@ pub fn serial_response(serial: u32) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(encode_response(&serial.to_be_bytes()))
 }
 
-/// A touch on `slot` (1 or 2): computes the OATH-HOTP value, advances the counter and queues
-/// the keyboard reports the key types. Returns the OTP digits.
+/// A touch on `slot` (1 or 2). It releases a challenge waiting for a touch (and then
+/// returns an empty string); otherwise it computes the OATH-HOTP value, advances the
+/// counter and queues the keyboard reports the key types, returning the OTP digits.
 pub fn touch(state: &mut DeviceState, slot: u8, path: &Path) -> Result<String> {
     let serial = state.serial_string();
     let yk = yk_state(state, path)?;
+    yk.touches += 1;
     let index = usize::from(slot.saturating_sub(1)).min(1);
+    if yk.slots[index]
+        .as_ref()
+        .and_then(parse_config)
+        .is_some_and(|c| c.is_chal_hmac())
+    {
+        return Ok(String::new());
+    }
     let not_hotp = || Error::SlotNotProgrammed {
         device: format!("emulated yubikey {serial}"),
         slot: format!("{slot} (no OATH-HOTP configuration)"),
