@@ -30,6 +30,24 @@ pub struct ImportSource {
     pub sha256: String,
 }
 
+impl ImportSource {
+    /// The source record of `file` whose content is `bytes`.
+    pub fn of(file: &str, bytes: &[u8]) -> ImportSource {
+        use sha2::Digest;
+        ImportSource { file: file.to_string(), sha256: hex::encode(sha2::Sha256::digest(bytes)) }
+    }
+
+    /// The batch name an import gets when the operator gives none: the file's stem and the
+    /// start of its SHA-256, so the same file always maps to the same name.
+    pub fn default_batch_name(&self) -> String {
+        let stem = std::path::Path::new(&self.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "seeds".into());
+        format!("import-{stem}-{}", self.sha256.get(..8).unwrap_or(&self.sha256))
+    }
+}
+
 /// One token of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
