@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what KeyProv Station's build and tests need on a fresh Debian 12 machine.
 # Idempotent: a second run only checks. Parts:
-#   (default)  CLI build + test oracles: pskctool, oathtool, python-pskc in a virtualenv
+#   (default)  CLI build + test oracles: pskctool, oathtool, python-pskc and privacyIDEA in
+#              virtualenvs
 #   --gui      additionally WebKitGTK, Xvfb, tauri-driver and the ui/ npm modules
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ if ! "$VENV/bin/python" -c 'import pskc, cryptography' 2>/dev/null; then
   "$VENV/bin/pip" install -q --upgrade pip
   "$VENV/bin/pip" install -q -r scripts/requirements-test.txt
 fi
+
+# privacyIDEA, the validation server the seed-export tests import into.
+bash scripts/setup-privacyidea.sh
 
 if [ "$want_gui" = 1 ]; then
   command -v tauri-driver >/dev/null || cargo install tauri-driver --version '^2' --locked
