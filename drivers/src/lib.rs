@@ -9,7 +9,7 @@
 //!   CRC-16, polling rules) and [`nitrokey::packet`] (64-byte reports, STM32 CRC-32);
 //! - device handles [`yubikey::YubiKey`] and [`nitrokey::Nitrokey`];
 //! - the object-safe [`Token`] trait the provisioning engine uses, with [`list`], [`open`]
-//!   and [`Watcher`] to find tokens;
+//!   and [`Watcher`] to find tokens and follow hotplug;
 //! - [`otp`]: RFC 4226/6238 values the devices are checked against.
 //!
 //! Secrets (keys, PINs, access codes) travel in [`secret`] types that wipe themselves and
@@ -24,9 +24,10 @@ pub mod otp;
 pub mod secret;
 pub mod token;
 pub mod transport;
+pub mod watch;
 pub mod yubikey;
 
-pub use discovery::{DeviceEvent, Watcher, list, open, open_yubikey};
+pub use discovery::{list, open, open_yubikey};
 pub use error::{Error, Result, Retry};
 pub use otp::{Digits, hotp, totp};
 pub use secret::{AccessCode, Pin, SecretKey};
@@ -34,3 +35,4 @@ pub use token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, Family, Location, OtpKind,
     Presence, Proof, Slot, Token, TokenInfo, Verification,
 };
+pub use watch::{DeviceEvent, Watcher};
