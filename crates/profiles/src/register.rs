@@ -1,22 +1,17 @@
 //! Registering the tokens of a vendor seed file in the station store (`keyprov import`).
 //!
-//! The import is planned completely before anything is written: every token is compared with
-//! what the store already holds for its device (family and serial) and key id (the slot).
-//! The same secret and algorithm is a duplicate and is left alone; anything else on that slot
-//! is a conflict, and the whole import is refused naming each one. Only a file with new tokens
-//! and no conflict creates a batch; importing the same file again writes nothing at all.
-//!
-//! Imported keys are recorded as `written`: a vendor put them on the token, the station has
-//! not seen the token produce an OTP. Each store call is its own transaction, so the writes are
-//! compensated rather than rolled back: should one fail, the keys recorded so far are revoked
-//! and the batch is cancelled (the audit chain keeps the trace). A single-transaction store
-//! call for imports is requested from keyprov-store.
+//! The store does the registration in one transaction ([`Store::import_keys`]): a token it
+//! already holds under the same serial and key id with the same secret and algorithm is left
+//! alone, anything else under that identity is a conflict that rolls the whole file back, and
+//! only a file with something new creates a batch. This module turns seed tokens into the
+//! store's records and the store's answer into a report.
 
-use keyprov_pskc::{Hmac, Secret};
+use keyprov_pskc::Hmac;
 use keyprov_store::{
-    BatchId, BatchMode, BatchState, DeviceIdentity, DeviceOutcome, HashAlgorithm, KeyId,
-    KeyProfile, KeyState, NewBatch, NewEvent, NewKey, OtpAlgorithm, Store, StoreError,
+    BatchId, HashAlgorithm, ImportOutcome, ImportedKey, KeyId, KeyProfile, OtpAlgorithm, Store,
+    StoreError,
 };
+use zeroize::Zeroizing;
 
 use crate::error::Refusal;
 use crate::seed::{OtpKind, SeedFile, SeedToken};
@@ -34,7 +29,10 @@ impl ImportSource {
     /// The source record of `file` whose content is `bytes`.
     pub fn of(file: &str, bytes: &[u8]) -> ImportSource {
         use sha2::Digest;
-        ImportSource { file: file.to_string(), sha256: hex::encode(sha2::Sha256::digest(bytes)) }
+        ImportSource {
+            file: file.to_string(),
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        }
     }
 
     /// The batch name an import gets when the operator gives none: the file's stem and the
@@ -44,7 +42,10 @@ impl ImportSource {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "seeds".into());
-        format!("import-{stem}-{}", self.sha256.get(..8).unwrap_or(&self.sha256))
+        format!(
+            "import-{stem}-{}",
+            self.sha256.get(..8).unwrap_or(&self.sha256)
+        )
     }
 }
 
@@ -88,13 +89,14 @@ pub struct ImportReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegisterError {
-    /// Tokens of the file collide with different keys already registered; nothing written.
+    /// A token of the file collides with a different key already registered under its
+    /// serial and key id; nothing was written.
     #[error("nothing imported: {}", conflicts.iter().map(Refusal::to_string).collect::<Vec<_>>().join("; "))]
     Conflicts {
         /// One entry per colliding token.
         conflicts: Vec<Refusal>,
     },
-    /// The store refused; when it happened while writing, what was written has been revoked.
+    /// The store failed; its transaction was rolled back.
     #[error("{context}: {source}")]
     Store {
         /// What the import was doing.
@@ -104,163 +106,56 @@ pub enum RegisterError {
     },
 }
 
-fn store_err(context: impl Into<String>) -> impl FnOnce(StoreError) -> RegisterError {
-    let context = context.into();
-    move |source| RegisterError::Store { context, source }
-}
-
-/// Registers the tokens of `seeds` in `store` under a new batch `batch_name`.
+/// Registers the tokens of `seeds` in `store`; a new batch `batch_name` holds the new ones.
 pub fn register(
     store: &Store,
     seeds: &SeedFile,
     batch_name: &str,
     source: &ImportSource,
 ) -> Result<ImportReport, RegisterError> {
+    let keys = seeds.tokens.iter().map(imported_key).collect();
+    let origin = format!("{} (sha256 {})", source.file, source.sha256);
+    let (batch, outcomes) = match store.import_keys(batch_name, &origin, keys) {
+        Ok(done) => done,
+        Err(StoreError::ImportConflict {
+            serial,
+            key_label,
+            reason,
+        }) => {
+            let subject = format!("key {key_label} (serial {serial})");
+            return Err(RegisterError::Conflicts {
+                conflicts: vec![Refusal { subject, reason }],
+            });
+        }
+        Err(source) => {
+            let context = format!("registering the tokens of {}", origin);
+            return Err(RegisterError::Store { context, source });
+        }
+    };
     let mut report = ImportReport {
+        batch: batch.map(|id| (id, batch_name.to_string())),
         skipped: seeds.skipped.clone(),
         ..ImportReport::default()
     };
-    let mut conflicts = Vec::new();
-    let mut new = Vec::new();
-    for token in &seeds.tokens {
-        match existing(store, token)? {
-            Existing::None => new.push(token),
-            Existing::Same(key) => report.unchanged.push(registered(token, key)),
-            Existing::Different(what) => conflicts.push(Refusal {
-                subject: format!("key {} (serial {})", token.key_id, token.serial),
-                reason: format!("already registered with a different {what}"),
-            }),
+    for (token, outcome) in seeds.tokens.iter().zip(outcomes) {
+        match outcome {
+            ImportOutcome::Added(key) => report.added.push(registered(token, key)),
+            ImportOutcome::Unchanged(key) => report.unchanged.push(registered(token, key)),
         }
     }
-    if !conflicts.is_empty() {
-        return Err(RegisterError::Conflicts { conflicts });
-    }
-    if new.is_empty() {
-        tracing::debug!(file = %source.file, "every token already registered");
-        return Ok(report);
-    }
-    let batch = store
-        .create_batch(&NewBatch {
-            name: batch_name.to_string(),
-            profile: profile(new[0]),
-            mode: BatchMode::Local,
-            server_url: None,
-            operator: None,
-            params: serde_json::json!({
-                "import": { "file": source.file, "sha256": source.sha256 }
-            }),
-        })
-        .map_err(store_err(format!("creating batch {batch_name}")))?;
-    let mut written = Vec::new();
-    match write_tokens(store, batch.id, source, &new, &mut written) {
-        Ok(()) => {
-            report.batch = Some((batch.id, batch.name));
-            report.added = written;
-            Ok(report)
-        }
-        Err(err) => {
-            compensate(store, batch.id, &written);
-            Err(err)
-        }
-    }
+    tracing::debug!(file = %source.file, added = report.added.len(), "seed file registered");
+    Ok(report)
 }
 
-/// What the store holds for a token's device and slot.
-enum Existing {
-    None,
-    Same(KeyId),
-    Different(&'static str),
-}
-
-fn existing(store: &Store, token: &SeedToken) -> Result<Existing, RegisterError> {
-    let context = || format!("looking up token {}", token.serial);
-    let family = family(token.manufacturer.as_deref());
-    let Some(device) = store
-        .find_device(&family, &token.serial)
-        .map_err(store_err(context()))?
-    else {
-        return Ok(Existing::None);
-    };
-    let keys = store.device_keys(device.id).map_err(store_err(context()))?;
-    let live = |k: &&keyprov_store::Key| k.slot == token.key_id && k.state != KeyState::Revoked;
-    let Some(key) = keys.iter().find(live) else {
-        return Ok(Existing::None);
-    };
-    let opened = store.key_secret(key.id).map_err(store_err(context()))?;
-    if Secret::from_slice(&opened) != token.secret {
-        return Ok(Existing::Different("secret"));
-    }
-    if key.profile != profile(token) {
-        return Ok(Existing::Different("algorithm, length, hash or time step"));
-    }
-    Ok(Existing::Same(key.id))
-}
-
-fn write_tokens(
-    store: &Store,
-    batch: BatchId,
-    source: &ImportSource,
-    tokens: &[&SeedToken],
-    written: &mut Vec<Registered>,
-) -> Result<(), RegisterError> {
-    for token in tokens {
-        let context = || format!("registering token {}", token.serial);
-        let device = store
-            .upsert_device(&DeviceIdentity {
-                family: family(token.manufacturer.as_deref()),
-                model: token.model.clone().unwrap_or_else(|| "imported".into()),
-                serial: token.serial.clone(),
-                firmware: String::new(),
-            })
-            .map_err(store_err(context()))?;
-        store
-            .add_batch_device(batch, device.id)
-            .map_err(store_err(context()))?;
-        let key = store
-            .reserve_key(&NewKey {
-                batch,
-                device: device.id,
-                slot: token.key_id.clone(),
-                profile: profile(token),
-                counter: token.counter,
-                secret: token.secret.expose(),
-                dskpp_key_id: None,
-                server_url: None,
-            })
-            .map_err(store_err(context()))?;
-        written.push(registered(token, key.id));
-        store
-            .mark_key_written(key.id)
-            .map_err(store_err(context()))?;
-        store
-            .set_batch_device_outcome(batch, device.id, DeviceOutcome::Done, None)
-            .map_err(store_err(context()))?;
-    }
-    store
-        .record_event(&NewEvent {
-            kind: "engine.seed_import".into(),
-            batch: Some(batch),
-            device: None,
-            key: None,
-            detail: serde_json::json!({
-                "file": source.file, "sha256": source.sha256, "keys": written.len(),
-            }),
-        })
-        .map_err(store_err("recording the import"))?;
-    store
-        .set_batch_state(batch, BatchState::Completed)
-        .map_err(store_err("closing the import batch"))
-}
-
-/// Undoes a failed import as far as the store allows: revoke its keys, cancel its batch.
-fn compensate(store: &Store, batch: BatchId, written: &[Registered]) {
-    for token in written {
-        if let Err(err) = store.revoke_key(token.key, "import failed before completion") {
-            tracing::error!(key = %token.key, %err, "could not revoke a half-imported key");
-        }
-    }
-    if let Err(err) = store.set_batch_state(batch, BatchState::Cancelled) {
-        tracing::error!(batch = %batch, %err, "could not cancel a failed import batch");
+fn imported_key(token: &SeedToken) -> ImportedKey {
+    ImportedKey {
+        serial: token.serial.clone(),
+        key_label: token.key_id.clone(),
+        family: family(token.manufacturer.as_deref()),
+        model: token.model.clone(),
+        profile: profile(token),
+        counter: token.counter,
+        secret: Zeroizing::new(token.secret.expose().to_vec()),
     }
 }
 
