@@ -67,11 +67,64 @@ pub fn suite_in_uri(uri: &str) -> Option<&str> {
         .map(|_| fragment)
 }
 
-/// The part of an algorithm URI that identifies it: after `#`, lowercase.
-fn fragment(uri: &str) -> String {
-    let tail = uri.rsplit('#').next().unwrap_or(uri);
-    tail.trim().to_ascii_lowercase()
+/// The part of an algorithm URI that identifies it: after the last `#`, trimmed.
+fn fragment(uri: &str) -> &str {
+    uri.rsplit('#').next().unwrap_or(uri).trim()
 }
+
+/// `text` without `prefix`, compared case-insensitively.
+fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> &'a str {
+    match text.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
+        _ => text,
+    }
+}
+
+/// Looks `name` up case-insensitively in a table of spellings.
+fn lookup<T: Copy>(name: &str, table: &[(&str, T)]) -> Option<T> {
+    table
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+const CIPHER_NAMES: [(&str, Cipher); 22] = [
+    ("aes128-cbc", Cipher::Aes128Cbc),
+    ("aes192-cbc", Cipher::Aes192Cbc),
+    ("aes256-cbc", Cipher::Aes256Cbc),
+    ("tripledes-cbc", Cipher::TripleDesCbc),
+    ("3des-cbc", Cipher::TripleDesCbc),
+    ("des3-cbc", Cipher::TripleDesCbc),
+    ("camellia128-cbc", Cipher::Camellia128Cbc),
+    ("camellia128", Cipher::Camellia128Cbc),
+    ("camellia192-cbc", Cipher::Camellia192Cbc),
+    ("camellia192", Cipher::Camellia192Cbc),
+    ("camellia256-cbc", Cipher::Camellia256Cbc),
+    ("camellia256", Cipher::Camellia256Cbc),
+    ("kw-aes128", Cipher::KwAes128),
+    ("kw-aes192", Cipher::KwAes192),
+    ("kw-aes256", Cipher::KwAes256),
+    ("kw-tripledes", Cipher::KwTripleDes),
+    ("kw-camellia128", Cipher::KwCamellia128),
+    ("kw-camellia192", Cipher::KwCamellia192),
+    ("kw-camellia256", Cipher::KwCamellia256),
+    ("rsa-1_5", Cipher::Rsa1_5),
+    ("rsa_1_5", Cipher::Rsa1_5),
+    ("rsa-oaep-mgf1p", Cipher::RsaOaepMgf1p),
+];
+
+const HMAC_NAMES: [(&str, Hmac); 10] = [
+    ("sha1", Hmac::Sha1),
+    ("sha-1", Hmac::Sha1),
+    ("sha224", Hmac::Sha224),
+    ("sha-224", Hmac::Sha224),
+    ("sha256", Hmac::Sha256),
+    ("sha-256", Hmac::Sha256),
+    ("sha384", Hmac::Sha384),
+    ("sha-384", Hmac::Sha384),
+    ("sha512", Hmac::Sha512),
+    ("sha-512", Hmac::Sha512),
+];
 
 /// Encryption algorithms for values and MAC keys (RFC 6030 §6.1, §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,28 +198,11 @@ impl Cipher {
 
     /// Recognises a URI or a short name, liberally (see the module doc).
     pub fn from_uri(uri: &str) -> Option<Self> {
-        let name = fragment(uri);
-        let name = name.strip_prefix("pbe-").unwrap_or(&name);
-        let cipher = match name {
-            "aes128-cbc" => Cipher::Aes128Cbc,
-            "aes192-cbc" => Cipher::Aes192Cbc,
-            "aes256-cbc" => Cipher::Aes256Cbc,
-            "tripledes-cbc" | "3des-cbc" | "des3-cbc" => Cipher::TripleDesCbc,
-            "camellia128-cbc" | "camellia128" => Cipher::Camellia128Cbc,
-            "camellia192-cbc" | "camellia192" => Cipher::Camellia192Cbc,
-            "camellia256-cbc" | "camellia256" => Cipher::Camellia256Cbc,
-            "kw-aes128" => Cipher::KwAes128,
-            "kw-aes192" => Cipher::KwAes192,
-            "kw-aes256" => Cipher::KwAes256,
-            "kw-tripledes" | "kw-3des" => Cipher::KwTripleDes,
-            "kw-camellia128" => Cipher::KwCamellia128,
-            "kw-camellia192" => Cipher::KwCamellia192,
-            "kw-camellia256" => Cipher::KwCamellia256,
-            "rsa-1_5" | "rsa_1_5" => Cipher::Rsa1_5,
-            "rsa-oaep-mgf1p" | "rsa-oaep" => Cipher::RsaOaepMgf1p,
-            _ => return None,
-        };
-        Some(cipher)
+        let name = strip_prefix_ci(fragment(uri), "pbe-");
+        lookup(name, &CIPHER_NAMES).or_else(|| {
+            name.eq_ignore_ascii_case("rsa-oaep")
+                .then_some(Cipher::RsaOaepMgf1p)
+        })
     }
 
     /// Acceptable symmetric key lengths in bytes (empty for RSA).
@@ -242,16 +278,7 @@ impl Hmac {
 
     /// Recognises a URI or short name (`hmac-sha-256`, `HMAC-SHA256`, `sha256`).
     pub fn from_uri(uri: &str) -> Option<Self> {
-        let name = fragment(uri).replace("sha-", "sha");
-        let name = name.strip_prefix("hmac-").unwrap_or(&name);
-        match name {
-            "sha1" => Some(Hmac::Sha1),
-            "sha224" => Some(Hmac::Sha224),
-            "sha256" => Some(Hmac::Sha256),
-            "sha384" => Some(Hmac::Sha384),
-            "sha512" => Some(Hmac::Sha512),
-            _ => None,
-        }
+        lookup(strip_prefix_ci(fragment(uri), "hmac-"), &HMAC_NAMES)
     }
 
     /// Output (and recommended key) length in bytes.
@@ -268,7 +295,7 @@ impl Hmac {
 
 /// True when `uri` names PBKDF2 (either URI, or a bare `pbkdf2`).
 pub fn is_pbkdf2(uri: &str) -> bool {
-    fragment(uri) == "pbkdf2"
+    fragment(uri).eq_ignore_ascii_case("pbkdf2")
 }
 
 #[cfg(test)]

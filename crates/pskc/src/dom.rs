@@ -40,11 +40,112 @@ impl Default for Limits {
     }
 }
 
+/// A local name: the PSKC vocabulary is interned, other names are owned.
+pub(crate) type Name = std::borrow::Cow<'static, str>;
+
+/// Element and attribute names of RFC 6030 and its drafts, shared instead of allocated.
+const VOCABULARY: [&str; 86] = [
+    "KeyContainer",
+    "SecretContainer",
+    "EncryptionKey",
+    "EncryptionMethod",
+    "KeyName",
+    "DerivedKey",
+    "KeyDerivationMethod",
+    "PBKDF2-params",
+    "Salt",
+    "Specified",
+    "IterationCount",
+    "KeyLength",
+    "PRF",
+    "MasterKeyName",
+    "CarriedKeyName",
+    "ReferenceList",
+    "DataReference",
+    "X509Data",
+    "X509Certificate",
+    "MACMethod",
+    "MACKey",
+    "MACAlgorithm",
+    "DigestMethod",
+    "KeyPackage",
+    "Device",
+    "DeviceInfo",
+    "DeviceId",
+    "Manufacturer",
+    "SerialNo",
+    "Model",
+    "IssueNo",
+    "DeviceBinding",
+    "StartDate",
+    "ExpiryDate",
+    "Expiry",
+    "UserId",
+    "CryptoModuleInfo",
+    "Id",
+    "Key",
+    "Secret",
+    "Issuer",
+    "AlgorithmParameters",
+    "Suite",
+    "ChallengeFormat",
+    "ResponseFormat",
+    "Usage",
+    "KeyProfileId",
+    "KeyReference",
+    "FriendlyName",
+    "Data",
+    "Counter",
+    "Time",
+    "TimeInterval",
+    "TimeDrift",
+    "PlainValue",
+    "EncryptedValue",
+    "CipherData",
+    "CipherValue",
+    "ValueMAC",
+    "ValueDigest",
+    "Value",
+    "Policy",
+    "PINPolicy",
+    "KeyUsage",
+    "NumberOfTransactions",
+    "Extensions",
+    "Signature",
+    "Algorithm",
+    "Version",
+    "Encoding",
+    "Length",
+    "CheckDigits",
+    "CheckDigit",
+    "Min",
+    "Max",
+    "PINKeyId",
+    "PINUsageMode",
+    "MaxFailedAttempts",
+    "MinLength",
+    "MaxLength",
+    "PINEncoding",
+    "KeyId",
+    "KeyAlgorithm",
+    "Name",
+    "EncryptionScheme",
+    "IV",
+];
+
+/// `name` as an interned [`Name`] when it belongs to the vocabulary.
+pub(crate) fn intern(name: &str) -> Name {
+    match VOCABULARY.iter().find(|v| **v == name) {
+        Some(known) => Name::Borrowed(known),
+        None => Name::Owned(name.to_owned()),
+    }
+}
+
 /// One element: local name, attributes by local name, children, text.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
+    pub name: Name,
+    pub attrs: Vec<(Name, String)>,
     pub children: Vec<Element>,
     pub text: String,
     /// For `<Extensions>`: the content serialised verbatim.
@@ -178,80 +279,83 @@ impl<'a, R: BufRead> Source<'a, R> {
         depth: usize,
         budget: &mut usize,
     ) -> Result<Element> {
-        if depth > self.limits.max_depth {
-            return Err(Error::TooLarge {
-                what: "element nesting".into(),
-                limit: self.limits.max_depth,
-            });
-        }
-        let mut element = Element {
-            name: local_name(start),
-            ..Element::default()
-        };
-        element.attrs = attributes(start)?;
-        let used = element.name.len()
-            + element
-                .attrs
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
-        spend(budget, used, self.limits.max_section)?;
+        let mut element = open_element(start, depth, &self.limits, budget)?;
         if empty {
             return Ok(element);
         }
         if element.name == "Extensions" {
-            element.raw = Some(self.capture_raw(start, budget)?);
+            element.raw = Some(self.capture_raw(start.name().as_ref(), budget)?);
             return Ok(element);
         }
-        loop {
-            self.buf.clear();
-            let event = match self.reader.read_event_into(self.buf) {
-                Ok(event) => event.into_owned(),
-                Err(err) => return Err(self.xml_error(err)),
-            };
-            match event {
-                Event::Start(child) => {
-                    let child = self.read_tree(&child, false, depth + 1, budget)?;
-                    element.children.push(child);
-                }
-                Event::Empty(child) => {
-                    let child = self.read_tree(&child, true, depth + 1, budget)?;
-                    element.children.push(child);
-                }
-                Event::Text(text) => self.push_text(&mut element, &text.xml10_content(), budget)?,
-                Event::CData(text) => {
-                    self.push_text(&mut element, &text.xml10_content(), budget)?
-                }
-                Event::GeneralRef(r) => {
-                    let resolved = resolve_ref(&r, &element.name)?;
-                    self.push_text(&mut element, &resolved, budget)?;
-                }
-                Event::End(_) => return Ok(element),
-                Event::Eof => {
-                    return Err(self.xml_error(format!("unexpected end inside <{}>", element.name)));
-                }
-                Event::DocType(_) => return Err(Error::DtdForbidden),
-                Event::Comment(_) | Event::PI(_) | Event::Decl(_) => {}
-            }
-        }
+        self.fill(element, depth, budget)
     }
 
-    fn push_text(&self, element: &mut Element, text: &str, budget: &mut usize) -> Result<()> {
-        if element.text.len() + text.len() > self.limits.max_text {
-            let what = format!("text of <{}>", element.name);
-            return Err(Error::TooLarge {
-                what,
-                limit: self.limits.max_text,
-            });
+    /// Reads the content of `element` up to its end tag. Events are used while borrowed
+    /// from the buffer; only element names, attributes and text are copied.
+    fn fill(&mut self, mut element: Element, depth: usize, budget: &mut usize) -> Result<Element> {
+        let limits = self.limits;
+        loop {
+            self.buf.clear();
+            // The event borrows the buffer: copy what is needed, then let it go.
+            let (mut child, empty, qname) = {
+                let event = match self.reader.read_event_into(self.buf) {
+                    Ok(event) => event,
+                    Err(err) => {
+                        let position = self.reader.error_position();
+                        return Err(Error::Xml {
+                            position,
+                            reason: err.to_string(),
+                        });
+                    }
+                };
+                match event {
+                    Event::Start(ref start) | Event::Empty(ref start) => {
+                        let empty = matches!(event, Event::Empty(_));
+                        let child = open_element(start, depth + 1, &limits, budget)?;
+                        let qname = (child.name == "Extensions" && !empty)
+                            .then(|| start.name().as_ref().to_owned());
+                        (child, empty, qname)
+                    }
+                    Event::Text(text) => {
+                        push_text(&mut element, &text.xml10_content(), &limits, budget)?;
+                        continue;
+                    }
+                    Event::CData(text) => {
+                        push_text(&mut element, &text.xml10_content(), &limits, budget)?;
+                        continue;
+                    }
+                    Event::GeneralRef(r) => {
+                        let resolved = resolve_ref(&r, &element.name)?;
+                        push_text(&mut element, &resolved, &limits, budget)?;
+                        continue;
+                    }
+                    Event::End(_) => return Ok(element),
+                    Event::Eof => {
+                        let position = self.reader.error_position();
+                        let reason = format!("unexpected end inside <{}>", element.name);
+                        return Err(Error::Xml { position, reason });
+                    }
+                    Event::DocType(_) => return Err(Error::DtdForbidden),
+                    Event::Comment(_) | Event::PI(_) | Event::Decl(_) => continue,
+                }
+            };
+            if let Some(qname) = qname {
+                child.raw = Some(self.capture_raw(&qname, budget)?);
+                element.children.push(child);
+                continue;
+            }
+            let child = if empty {
+                child
+            } else {
+                self.fill(child, depth + 1, budget)?
+            };
+            element.children.push(child);
         }
-        spend(budget, text.len(), self.limits.max_section)?;
-        element.text.push_str(text);
-        Ok(())
     }
 
     /// Serialises the content of an `<Extensions>` element verbatim, declaring on each
     /// top-level child the namespaces in scope so the fragment stands on its own.
-    fn capture_raw(&mut self, start: &BytesStart<'_>, budget: &mut usize) -> Result<String> {
+    fn capture_raw(&mut self, end_name: &str, budget: &mut usize) -> Result<String> {
         let scope: Vec<(String, String)> = self
             .reader
             .resolver()
@@ -264,7 +368,6 @@ impl<'a, R: BufRead> Source<'a, R> {
             .collect();
         let mut writer = quick_xml::Writer::new(Vec::new());
         let mut depth = 0usize;
-        let end_name = start.name().as_ref().to_owned();
         loop {
             self.buf.clear();
             let event = match self.reader.read_event_into(self.buf) {
@@ -321,6 +424,52 @@ impl<'a, R: BufRead> Source<'a, R> {
     }
 }
 
+/// A new element from its start tag: local name and attributes, within the limits.
+fn open_element(
+    start: &BytesStart<'_>,
+    depth: usize,
+    limits: &Limits,
+    budget: &mut usize,
+) -> Result<Element> {
+    if depth > limits.max_depth {
+        let what = "element nesting".to_owned();
+        return Err(Error::TooLarge {
+            what,
+            limit: limits.max_depth,
+        });
+    }
+    let element = Element {
+        name: local_name(start),
+        attrs: attributes(start)?,
+        ..Element::default()
+    };
+    let used = element.name.len()
+        + element
+            .attrs
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    spend(budget, used, limits.max_section)?;
+    Ok(element)
+}
+
+fn push_text(element: &mut Element, text: &str, limits: &Limits, budget: &mut usize) -> Result<()> {
+    // Indentation between child elements is never content; skip it without allocating.
+    if element.text.is_empty() && text.bytes().all(|b| b.is_ascii_whitespace()) {
+        return Ok(());
+    }
+    if element.text.len() + text.len() > limits.max_text {
+        let what = format!("text of <{}>", element.name);
+        return Err(Error::TooLarge {
+            what,
+            limit: limits.max_text,
+        });
+    }
+    spend(budget, text.len(), limits.max_section)?;
+    element.text.push_str(text);
+    Ok(())
+}
+
 fn declare_scope(start: &mut BytesStart<'_>, scope: &[(String, String)]) {
     let declared: Vec<String> = start
         .attributes()
@@ -344,13 +493,13 @@ fn spend(budget: &mut usize, amount: usize, limit: usize) -> Result<()> {
 }
 
 /// The local name of a start tag.
-pub(crate) fn local_name(start: &BytesStart<'_>) -> String {
-    start.local_name().as_ref().to_owned()
+pub(crate) fn local_name(start: &BytesStart<'_>) -> Name {
+    intern(start.local_name().as_ref())
 }
 
 /// Attributes by local name (keeping `xml:` prefixed ones whole), without namespace
 /// declarations, unescaped.
-pub(crate) fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>> {
+pub(crate) fn attributes(start: &BytesStart<'_>) -> Result<Vec<(Name, String)>> {
     let mut attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| Error::Xml {
@@ -362,9 +511,9 @@ pub(crate) fn attributes(start: &BytesStart<'_>) -> Result<Vec<(String, String)>
             continue;
         }
         let name = if key.starts_with("xml:") {
-            key.to_owned()
+            Name::Owned(key.to_owned())
         } else {
-            attr.key.local_name().as_ref().to_owned()
+            intern(attr.key.local_name().as_ref())
         };
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)

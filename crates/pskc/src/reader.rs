@@ -162,7 +162,9 @@ impl ContainerState {
     ) -> Result<Self> {
         let name = crate::dom::local_name(start);
         if name != "KeyContainer" && name != "SecretContainer" {
-            return Err(Error::WrongRoot { found: name });
+            return Err(Error::WrongRoot {
+                found: name.into_owned(),
+            });
         }
         let mut state = Self::from_root(start, &name, options)?;
         if empty {
@@ -186,7 +188,7 @@ impl ContainerState {
     /// RFC 6030 §4.1: Version must be 1.0; the OATH drafts' `SecretContainer` is exempt.
     fn from_root(start: &BytesStart<'_>, name: &str, options: ReadOptions) -> Result<Self> {
         let root = Element {
-            name: name.to_owned(),
+            name: crate::dom::intern(name),
             attrs: crate::dom::attributes(start)?,
             ..Element::default()
         };
@@ -219,7 +221,7 @@ impl ContainerState {
         let mut mac_method = None;
         let mut mac_algorithm = None;
         while let Some(element) = self.next_child(source)? {
-            match element.name.as_str() {
+            match element.name.as_ref() {
                 "KeyPackage" | "Device" => {
                     self.pending = Some(element);
                     break;
@@ -236,7 +238,7 @@ impl ContainerState {
     }
 
     fn container_child(&mut self, element: Element) {
-        match element.name.as_str() {
+        match element.name.as_ref() {
             "Signature" => self.header.signed = true,
             "Extensions" => self
                 .header
@@ -298,7 +300,7 @@ impl ContainerState {
             ..KeyPackage::default()
         };
         for child in &element.children {
-            match child.name.as_str() {
+            match child.name.as_ref() {
                 "Key" | "Secret" => package.keys.push(self.key(child)?),
                 "Extensions" => package.extensions.extend(extension("package", child)),
                 _ => {}
@@ -349,7 +351,7 @@ impl ContainerState {
         let mut fields: Vec<(&str, &Element)> = Vec::new();
         if let Some(data) = element.child("Data") {
             for child in &data.children {
-                fields.push((child.name.as_str(), child));
+                fields.push((child.name.as_ref(), child));
             }
         }
         for data in element.children_named("Data") {
@@ -382,9 +384,9 @@ impl ContainerState {
     }
 
     /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content.
-    fn value(&mut self, field: &Element, at: &Location) -> Result<Option<RawValue>> {
+    fn value<'a>(&mut self, field: &'a Element, at: &Location) -> Result<Option<RawValue<'a>>> {
         if let Some(plain) = field.child("PlainValue") {
-            return Ok(plain.text().map(|t| RawValue::Plain(t.to_owned())));
+            return Ok(plain.text().map(RawValue::Plain));
         }
         let mac = field
             .child_any(&["ValueMAC", "ValueDigest"])
@@ -408,22 +410,22 @@ impl ContainerState {
                         .decrypt(None, &cipher_value, mac.as_deref(), at, &self.options)?;
                 return Ok(plain.map(RawValue::Decrypted));
             }
-            return Ok(Some(RawValue::Plain(value.to_owned())));
+            return Ok(Some(RawValue::Plain(value)));
         }
         Ok(None)
     }
 }
 
 /// A value before it is typed: plain text or decrypted bytes.
-enum RawValue {
-    Plain(String),
+enum RawValue<'a> {
+    Plain(&'a str),
     Decrypted(Secret),
 }
 
-impl RawValue {
+impl RawValue<'_> {
     fn into_secret(self, at: &Location) -> Result<Secret> {
         match self {
-            RawValue::Plain(text) => decode_base64(&text, at).map(Secret::new),
+            RawValue::Plain(text) => decode_base64(text, at).map(Secret::new),
             RawValue::Decrypted(secret) => Ok(secret),
         }
     }
@@ -629,13 +631,13 @@ fn policy(key: &Element, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
             let unknown_attr = pin
                 .attrs
                 .iter()
-                .any(|(k, _)| !PIN_ATTRIBUTES.contains(&k.as_str()));
+                .any(|(k, _)| !PIN_ATTRIBUTES.contains(&k.as_ref()));
             out.unknown_elements |= unknown_attr || !pin.children.is_empty();
         }
         out.unknown_elements |= policy
             .children
             .iter()
-            .any(|c| !POLICY_CHILDREN.contains(&c.name.as_str()));
+            .any(|c| !POLICY_CHILDREN.contains(&c.name.as_ref()));
     }
     if let Some(usage) = key.child("Usage") {
         for name in ["OTP", "CR", "Integrity", "Encrypt", "Unlock"] {
@@ -680,8 +682,10 @@ struct Crypto {
     mac_key_encrypted: Option<(Option<String>, Vec<u8>)>,
     /// Cache: the symmetric key (pre-shared or derived).
     key: Option<Secret>,
-    /// Cache: the decrypted MAC key (or `None` inside when falling back to the key).
-    mac_key: Option<Option<Secret>>,
+    /// Cache: the MAC algorithm and decrypted MAC key (`None` inside: use the key).
+    mac: Option<(Hmac, Option<Secret>)>,
+    /// Cache: the last value algorithm URI and its cipher.
+    cipher_cache: Option<(String, Cipher)>,
 }
 
 impl Crypto {
@@ -807,34 +811,53 @@ impl Crypto {
         }
     }
 
-    /// The symmetric key for `cipher`: given, or derived (and cached).
-    fn symmetric_key(
-        &mut self,
-        cipher: Cipher,
-        at: &Location,
-        options: &ReadOptions,
-    ) -> Result<Option<Secret>> {
-        if let Some(key) = &self.key {
-            return Ok(Some(key.clone()));
+    /// Makes the symmetric key available (given, or derived once and cached). `false` when
+    /// there is none and metadata-only reading was asked for.
+    fn ensure_key(&mut self, cipher: Cipher, at: &Location, options: &ReadOptions) -> Result<bool> {
+        if self.key.is_some() {
+            return Ok(true);
         }
         if let (Some(password), Some(derivation)) = (&options.password, &self.derivation) {
-            let key = derive(derivation, password, cipher.key_lengths()[0])?;
-            self.key = Some(key.clone());
-            return Ok(Some(key));
+            self.key = Some(derive(derivation, password, cipher.key_lengths()[0])?);
+            return Ok(true);
         }
         if options.password.is_some() && self.derivation.is_none() {
+            let what = "KeyDerivationMethod for the password".into();
             return Err(Error::Missing {
-                what: "KeyDerivationMethod for the password".into(),
+                what,
                 at: at.clone(),
             });
         }
         if options.metadata_only {
-            return Ok(None);
+            return Ok(false);
         }
         Err(Error::KeyRequired {
             needed: self.needed(),
             at: at.clone(),
         })
+    }
+
+    /// The cipher named by a value's (or the container's) algorithm URI; the last URI's
+    /// answer is cached, as every value of a file normally names the same one.
+    fn cipher(&mut self, algorithm: Option<&str>, at: &Location) -> Result<Cipher> {
+        let uri = algorithm
+            .or(self.algorithm.as_deref())
+            .ok_or_else(|| Error::Missing {
+                what: "EncryptionMethod@Algorithm".into(),
+                at: at.clone(),
+            })?;
+        if let Some((cached, cipher)) = &self.cipher_cache
+            && cached == uri
+        {
+            return Ok(*cipher);
+        }
+        let cipher = Cipher::from_uri(uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+            kind: "encryption",
+            uri: uri.to_owned(),
+            at: at.clone(),
+        })?;
+        self.cipher_cache = Some((uri.to_owned(), cipher));
+        Ok(cipher)
     }
 
     /// Decrypts one value, checking its ValueMAC (§6.1.1) first.
@@ -850,57 +873,29 @@ impl Crypto {
         if self.algorithm.is_none() {
             self.algorithm.clone_from(&algorithm);
         }
-        let uri = algorithm.or_else(|| self.algorithm.clone());
-        let uri = uri.ok_or_else(|| Error::Missing {
-            what: "EncryptionMethod@Algorithm".into(),
-            at: at.clone(),
-        })?;
-        let cipher = Cipher::from_uri(&uri).ok_or_else(|| Error::UnsupportedAlgorithm {
-            kind: "encryption",
-            uri: uri.clone(),
-            at: at.clone(),
-        })?;
+        let cipher = self.cipher(algorithm.as_deref(), at)?;
 
         // 2. Asymmetric key transport (§6.3): no MAC key exists to check with.
         if cipher.is_asymmetric() {
-            let Some(private_key) = &options.private_key else {
-                if options.metadata_only {
-                    return Ok(None);
-                }
-                return Err(Error::KeyRequired {
-                    needed: "private key",
-                    at: at.clone(),
-                });
-            };
-            // PKCS #1 v1.5 decryption rejects implicitly (a wrong key yields random bytes),
-            // so the private key is checked against the file's certificate when there is one.
-            if !self.private_key_checked {
-                if let Some(certificate) = &self.certificate
-                    && !private_key.matches(certificate)
-                {
-                    return Err(Error::WrongKey { at: at.clone() });
-                }
-                self.private_key_checked = true;
-            }
-            return private_key
-                .decrypt(cipher, cipher_value)
-                .map(Some)
-                .map_err(|_| Error::WrongKey { at: at.clone() });
+            return self.decrypt_asymmetric(cipher, cipher_value, at, options);
         }
-        let Some(key) = self.symmetric_key(cipher, at, options)? else {
+        if !self.ensure_key(cipher, at, options)? {
             return Ok(None);
-        };
+        }
 
         // 3. ValueMAC present: verify over IV||ciphertext; legacy files MAC the plaintext.
         if let Some(tag) = value_mac {
-            let (algorithm, mac_key, mac_key_decrypted) = self.mac_key(&key, at)?;
-            let mac_key = mac_key.as_ref().unwrap_or(&key);
-            if mac::verify(algorithm, mac_key.expose(), cipher_value, tag) {
-                return self.open(cipher, &key, cipher_value, at).map(Some);
+            self.ensure_mac(at)?;
+            let (Some(key), Some((algorithm, mac_key))) = (&self.key, &self.mac) else {
+                return Err(Error::InvalidRequest("MAC set-up incomplete".into()));
+            };
+            let mac_key_decrypted = mac_key.is_some();
+            let mac_key = mac_key.as_ref().unwrap_or(key);
+            if mac::verify(*algorithm, mac_key.expose(), cipher_value, tag) {
+                return self.open(cipher, key, cipher_value, at).map(Some);
             }
-            let plain = self.open(cipher, &key, cipher_value, at);
-            return match plain {
-                Ok(plain) if mac::verify(algorithm, mac_key.expose(), plain.expose(), tag) => {
+            return match self.open(cipher, key, cipher_value, at) {
+                Ok(plain) if mac::verify(*algorithm, mac_key.expose(), plain.expose(), tag) => {
                     Ok(Some(plain))
                 }
                 Err(err) if !mac_key_decrypted => Err(err),
@@ -912,7 +907,42 @@ impl Crypto {
         if self.mac_declared && !options.accept_missing_value_mac {
             return Err(Error::MissingValueMac { at: at.clone() });
         }
-        self.open(cipher, &key, cipher_value, at).map(Some)
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        self.open(cipher, key, cipher_value, at).map(Some)
+    }
+
+    fn decrypt_asymmetric(
+        &mut self,
+        cipher: Cipher,
+        cipher_value: &[u8],
+        at: &Location,
+        options: &ReadOptions,
+    ) -> Result<Option<Secret>> {
+        let Some(private_key) = &options.private_key else {
+            if options.metadata_only {
+                return Ok(None);
+            }
+            return Err(Error::KeyRequired {
+                needed: "private key",
+                at: at.clone(),
+            });
+        };
+        // PKCS #1 v1.5 decryption rejects implicitly (a wrong key yields random bytes),
+        // so the private key is checked against the file's certificate when there is one.
+        if !self.private_key_checked {
+            if let Some(certificate) = &self.certificate
+                && !private_key.matches(certificate)
+            {
+                return Err(Error::WrongKey { at: at.clone() });
+            }
+            self.private_key_checked = true;
+        }
+        private_key
+            .decrypt(cipher, cipher_value)
+            .map(Some)
+            .map_err(|_| Error::WrongKey { at: at.clone() })
     }
 
     fn open(&self, cipher: Cipher, key: &Secret, data: &[u8], at: &Location) -> Result<Secret> {
@@ -921,49 +951,45 @@ impl Crypto {
             .map_err(|failure| failure_error(failure, cipher, key.len(), at))
     }
 
-    /// The MAC algorithm and key; the key is `None` when the file has no `MACKey` (legacy:
-    /// the encryption key is the MAC key). The flag tells whether a MACKey was decrypted.
-    fn mac_key(
-        &mut self,
-        key: &Secret,
-        at: &Location,
-    ) -> Result<(crate::algorithm::Hmac, Option<Secret>, bool)> {
-        let uri = self
-            .mac_algorithm
-            .clone()
-            .ok_or_else(|| Error::NoMacAlgorithm { at: at.clone() })?;
-        let algorithm = Hmac::from_uri(&uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+    /// Sets up the MAC algorithm and key once. The key is `None` when the file has no
+    /// `MACKey` (legacy: the encryption key is the MAC key).
+    fn ensure_mac(&mut self, at: &Location) -> Result<()> {
+        if self.mac.is_some() {
+            return Ok(());
+        }
+        let uri = self.mac_algorithm.as_deref();
+        let uri = uri.ok_or_else(|| Error::NoMacAlgorithm { at: at.clone() })?;
+        let algorithm = Hmac::from_uri(uri).ok_or_else(|| Error::UnsupportedAlgorithm {
             kind: "MAC",
-            uri: uri.clone(),
+            uri: uri.to_owned(),
             at: at.clone(),
         })?;
-        if self.mac_key.is_none() {
-            let decrypted = match &self.mac_key_encrypted {
-                None => None,
-                Some((mac_cipher, value)) => {
-                    let mac_at = Location::element("MACMethod/MACKey");
-                    let cipher_uri = mac_cipher
-                        .clone()
-                        .or_else(|| self.algorithm.clone())
-                        .ok_or_else(|| Error::Missing {
-                            what: "EncryptionMethod@Algorithm".into(),
-                            at: mac_at.clone(),
-                        })?;
-                    let cipher = Cipher::from_uri(&cipher_uri).ok_or_else(|| {
-                        Error::UnsupportedAlgorithm {
-                            kind: "encryption",
-                            uri: cipher_uri.clone(),
-                            at: mac_at.clone(),
-                        }
+        let mac_key = match &self.mac_key_encrypted {
+            None => None,
+            Some((mac_cipher, value)) => {
+                let mac_at = Location::element("MACMethod/MACKey");
+                let cipher_uri = mac_cipher.as_deref().or(self.algorithm.as_deref());
+                let cipher_uri = cipher_uri.ok_or_else(|| Error::Missing {
+                    what: "EncryptionMethod@Algorithm".into(),
+                    at: mac_at.clone(),
+                })?;
+                let cipher =
+                    Cipher::from_uri(cipher_uri).ok_or_else(|| Error::UnsupportedAlgorithm {
+                        kind: "encryption",
+                        uri: cipher_uri.to_owned(),
+                        at: mac_at.clone(),
                     })?;
-                    Some(self.open(cipher, key, value, &mac_at)?)
-                }
-            };
-            self.mac_key = Some(decrypted);
-        }
-        let mac_key = self.mac_key.clone().flatten();
-        let decrypted = mac_key.is_some();
-        Ok((algorithm, mac_key, decrypted))
+                let Some(key) = &self.key else {
+                    return Err(Error::KeyRequired {
+                        needed: self.needed(),
+                        at: mac_at,
+                    });
+                };
+                Some(self.open(cipher, key, value, &mac_at)?)
+            }
+        };
+        self.mac = Some((algorithm, mac_key));
+        Ok(())
     }
 }
 

@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 
 /// Decodes base64, ignoring ASCII whitespace anywhere and tolerating missing padding.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return STANDARD_PAD_INDIFFERENT.decode(text).ok();
+    }
     let compact: Zeroizing<Vec<u8>> =
         Zeroizing::new(text.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
     STANDARD_PAD_INDIFFERENT.decode(&*compact).ok()
