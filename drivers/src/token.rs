@@ -295,3 +295,18 @@ pub trait Token: Send {
         presence: Presence,
     ) -> Result<Verification>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine keeps `Box<dyn Token>` and moves it between threads.
+    #[test]
+    fn token_is_object_safe_and_send() {
+        fn send<T: Send>() {}
+        send::<Box<dyn Token>>();
+        let slot = Slot::hotp(2);
+        assert_eq!(slot.to_string(), "hotp:2");
+        assert_eq!(Family::parse("nitrokey-storage"), Some(Family::NitrokeyStorage));
+    }
+}
