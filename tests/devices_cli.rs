@@ -258,6 +258,7 @@ fn sigkill_at_any_instant_leaves_a_readable_state() {
         // The state is readable after every kill.
         assert_eq!(json(&["emulator", "list", "--dir", d, "--json"]).len(), 1);
     }
+    eprintln!("{completed} of 40 touches completed before their SIGKILL");
     // Every OTP that was printed was committed; killed runs committed at most one step each.
     let otp = ok(&["emulator", "touch", "00A00001", "--dir", d]);
     let counter = (0..=40)
