@@ -31,7 +31,7 @@ pub fn list(emulator_dir: Option<&Path>) -> Result<Vec<TokenInfo>> {
     Ok(found)
 }
 
-/// Opens a token found by [`list`] or the [`Watcher`].
+/// Opens a token found by [`list`] or the [`crate::Watcher`].
 pub fn open(info: &TokenInfo) -> Result<Box<dyn Token>> {
     let token: Box<dyn Token> = match &info.location {
         Location::Emulator { dir } => open_emulated(dir, info.family, &info.serial)?,

@@ -1,6 +1,6 @@
 //! Nitrokey Pro, Nitrokey Storage and Librem Key over HID (libnitrokey's protocol): the
 //! device handle, admin authentication, both slot-write generations, read-back and
-//! GET_CODE verification, and its [`Token`] implementation.
+//! GET_CODE verification, and its [`crate::Token`] implementation.
 //!
 //! Each transaction is libnitrokey's: send the request, wait the model's send/receive
 //! delay, read responses until one carries our request's CRC; a busy device gets more time

@@ -1,6 +1,6 @@
 //! YubiKey OTP application over HID: the device handle (status, serial, configuration
 //! writes with the programming-sequence check, response reads, HMAC-SHA1
-//! challenge-response) and its [`Token`] implementation.
+//! challenge-response) and its [`crate::Token`] implementation.
 //!
 //! Polling follows ykcore: before every report written, wait until the write flag clears
 //! (up to 1150 ms); a response must start within 1000 ms (longer while the key waits for a
