@@ -140,6 +140,7 @@ fn open_hid(path: &str, _usb_id: &str) -> Result<Box<dyn Token>> {
     )))
 }
 
+#[cfg(feature = "hid")]
 fn parse_usb_id(text: &str) -> Option<(u16, u16)> {
     let (vid, pid) = text.split_once(':')?;
     Some((

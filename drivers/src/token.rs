@@ -307,6 +307,9 @@ mod tests {
         send::<Box<dyn Token>>();
         let slot = Slot::hotp(2);
         assert_eq!(slot.to_string(), "hotp:2");
-        assert_eq!(Family::parse("nitrokey-storage"), Some(Family::NitrokeyStorage));
+        assert_eq!(
+            Family::parse("nitrokey-storage"),
+            Some(Family::NitrokeyStorage)
+        );
     }
 }

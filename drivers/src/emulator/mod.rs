@@ -335,6 +335,13 @@ impl HidTransport for EmulatorTransport {
 
     fn get_feature_report(&mut self, buf: &mut [u8]) -> Result<usize> {
         let state = self.live_state("get feature report")?;
+        if buf.is_empty() {
+            let message = "empty buffer for a feature report".into();
+            return Err(Error::Hid {
+                device: self.describe(),
+                message,
+            });
+        }
         match &mut self.session {
             Session::Yubikey(session) => {
                 let report = session.read(&state);
