@@ -397,10 +397,18 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
         print_detail(&detail);
     }
     if summary.failed > 0 {
+        let mut reasons: Vec<&str> = detail
+            .tokens
+            .iter()
+            .filter_map(|t| t.error.as_deref())
+            .collect();
+        reasons.sort();
+        reasons.dedup();
         bail!(
-            "{} of {} tokens failed; re-run the same command to retry them",
+            "{} of {} tokens failed ({}); re-run the same command to retry them",
             summary.failed,
-            summary.tokens
+            summary.tokens,
+            reasons.join("; ")
         );
     }
     if summary.state == "cancelled" {

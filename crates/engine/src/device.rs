@@ -189,7 +189,7 @@ impl Run<'_> {
         let issued = match outcome {
             Outcome::Done { value, .. } => value,
             Outcome::Failed { error, .. } => {
-                return Err(Stop::Failed(format!("DSKPP: {}", error.message)));
+                return Err(Stop::Failed(error.message));
             }
             Outcome::Cancelled => return Err(Stop::Cancelled),
         };
@@ -419,7 +419,7 @@ struct EmulatorFinger {
 }
 
 impl EmulatorFinger {
-    const DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+    const DELAY: std::time::Duration = std::time::Duration::from_millis(10);
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
     fn for_token(info: &TokenInfo, slot: Slot) -> Option<EmulatorFinger> {

@@ -256,8 +256,15 @@ fn run(
         tracing::debug!(batch = %batch.id, state = %state, "batch settled");
     }
     if let Some(export) = &request.export {
+        // With no verified key there is nothing to export; the summary says why.
         let batch = store.batch(batch.id)?;
-        export::export(store, &batch, export)?;
+        let verified = store
+            .batch_keys(batch.id)?
+            .iter()
+            .any(|k| matches!(k.state, KeyState::Verified | KeyState::Exported));
+        if verified {
+            export::export(store, &batch, export)?;
+        }
     }
     station.summary(&store.batch(batch.id)?)
 }
