@@ -465,6 +465,35 @@ fn yubikey_corrupted_response_is_a_crc_error() {
     assert_eq!(key.serial().unwrap().to_string(), serial);
 }
 
+/// Regression: a request identical to one the busy device dropped (same CRC) was once read
+/// back as done although it never ran ("slot name missing" on the next step).
+#[test]
+fn nitrokey_request_sent_while_busy_runs_when_the_device_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::NitrokeyPro, None);
+    let mut token = open(dir.path(), &serial);
+    token
+        .authenticate(&Credential::AdminPin(Pin::new("12345678")))
+        .unwrap();
+    emulator::inject_fault(dir.path(), &serial, Fault::Busy).unwrap();
+    let key = rfc_key();
+    assert_eq!(
+        token
+            .write_hotp(0, &key, 0, Digits::SIX)
+            .unwrap_err()
+            .code(),
+        "busy"
+    );
+    // Still busy for about a second: the identical first request of the retry waits in the
+    // device and runs when it is free.
+    token.write_hotp(0, &key, 0, Digits::SIX).unwrap();
+    let result = token.verify(Slot::hotp(0), &hotp_expected(&key, 0), Presence::NoTouch);
+    assert_eq!(
+        result.unwrap().proof,
+        Proof::OtpMatched { counter: Some(0) }
+    );
+}
+
 #[test]
 fn nitrokey_faults_end_in_typed_errors_and_recover() {
     for family in [Family::NitrokeyPro, Family::NitrokeyStorage] {

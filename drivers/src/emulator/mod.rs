@@ -351,7 +351,9 @@ impl HidTransport for EmulatorTransport {
                 Ok(n)
             }
             Session::Nitrokey(session) => {
-                let report = session.read();
+                let report = session
+                    .read(&self.dir, &self.serial)
+                    .map_err(|e| self.died(e))?;
                 let n = buf.len().min(report.len());
                 buf[..n].copy_from_slice(&report[..n]);
                 Ok(n)

@@ -30,6 +30,7 @@ pub struct Session {
     authorized_crc: Option<u32>,
     pending_name: Vec<u8>,
     pending_secret: Zeroizing<[u8; SECRET_LEN]>,
+    queued: Option<Request>,
 }
 
 impl Default for Session {
@@ -48,6 +49,7 @@ impl Default for Session {
             authorized_crc: None,
             pending_name: Vec::new(),
             pending_secret: Zeroizing::new([0u8; SECRET_LEN]),
+            queued: None,
         }
     }
 }
@@ -107,26 +109,44 @@ impl Answer {
 }
 
 impl Session {
-    /// Answers a GET_FEATURE (65 bytes, report ID first).
-    pub fn read(&self) -> [u8; REPORT_SIZE] {
+    fn busy(&self) -> bool {
+        self.busy_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// Answers a GET_FEATURE (65 bytes, report ID first). While busy the device reports
+    /// busy for the request it holds; once free it runs that request, then answers.
+    pub fn read(&mut self, dir: &Path, serial: &str) -> Result<[u8; REPORT_SIZE]> {
+        if !self.busy()
+            && let Some(request) = self.queued.take()
+        {
+            self.process(dir, serial, request)?;
+        }
         let mut response = self.last.clone();
-        if self.busy_until.is_some_and(|t| Instant::now() < t) {
+        if self.busy() {
             response.device_status = device_status::BUSY;
             response.payload = Zeroizing::new([0u8; RESPONSE_PAYLOAD]);
+            if let Some(request) = &self.queued {
+                response.command_id = request.command();
+                response.last_command_crc = request.crc();
+            }
         }
-        response.encode()
+        Ok(response.encode())
     }
 
     /// Handles a SET_FEATURE. Errors only when the device unplugs itself.
     pub fn write(&mut self, dir: &Path, serial: &str, bytes: &[u8]) -> Result<()> {
         let request = Request::from_bytes(bytes);
-        let cmd = request.command();
-        if self.busy_until.is_some_and(|t| Instant::now() < t) {
-            // Busy: the request is dropped; the host sees busy with its own CRC.
-            self.last.command_id = cmd;
-            self.last.last_command_crc = request.crc();
+        if self.busy() {
+            // One report buffer: the newest request waits for the device (replacing any
+            // older one, which is lost) and runs when the device is free.
+            self.queued = Some(request);
             return Ok(());
         }
+        self.process(dir, serial, request)
+    }
+
+    fn process(&mut self, dir: &Path, serial: &str, request: Request) -> Result<()> {
+        let cmd = request.command();
         if !request.crc_ok() {
             self.answer(&request, Answer::status(command_status::WRONG_CRC), 0);
             return Ok(());
@@ -170,9 +190,10 @@ impl Session {
             }
             Err(Fault::Crc) => self.answer(&request, Answer::status(command_status::WRONG_CRC), 0),
             Err(Fault::Busy) => {
-                self.last.command_id = cmd;
-                self.last.last_command_crc = request.crc();
+                // Busy with something else for a while; the request runs afterwards unless
+                // a newer one replaces it.
                 self.busy_until = Some(Instant::now() + BUSY_FAULT);
+                self.queued = Some(request);
             }
             Err(Fault::Timeout) => {}
         }

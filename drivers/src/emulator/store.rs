@@ -65,8 +65,8 @@ pub enum Fault {
     /// The request arrives corrupted (Nitrokey answers wrong_CRC; a YubiKey drops a
     /// configuration frame and corrupts the CRC of a response).
     Crc,
-    /// The device reports busy and drops the request (YubiKey 1.5 s, Nitrokey 3 s: longer
-    /// than each driver waits).
+    /// The device is busy for longer than the driver waits (YubiKey 1.5 s: the frame is
+    /// dropped; Nitrokey 3 s: the request runs afterwards unless a newer one replaces it).
     Busy,
     /// The device accepts the request but never completes it (YubiKey: write flag held for
     /// 1.5 s; Nitrokey: no response is produced).
