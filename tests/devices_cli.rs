@@ -258,6 +258,13 @@ fn sigkill_at_any_instant_leaves_a_readable_state() {
         // The state is readable after every kill.
         assert_eq!(json(&["emulator", "list", "--dir", d, "--json"]).len(), 1);
     }
+    // Listing removed the temporary files of writers killed before their rename.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     eprintln!("{completed} of 40 touches completed before their SIGKILL");
     // Every OTP that was printed was committed; killed runs committed at most one step each.
     let otp = ok(&["emulator", "touch", "00A00001", "--dir", d]);

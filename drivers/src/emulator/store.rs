@@ -309,6 +309,16 @@ pub fn create(dir: &Path, state: &DeviceState) -> Result<()> {
     write_state(dir, state)
 }
 
+/// The writer PID of a temporary state file (`.SERIAL.json.PID.N.tmp`) whose process is
+/// gone (Linux `/proc`; elsewhere temporaries are kept).
+fn orphan_temporary(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = rest.split_once(".json.")?;
+    let pid: u32 = tail.split('.').next()?.parse().ok()?;
+    let proc = Path::new("/proc");
+    (proc.is_dir() && !proc.join(pid.to_string()).exists()).then_some(pid)
+}
+
 /// Every device in the directory, sorted by family then serial. A missing directory is
 /// empty.
 pub fn load_all(dir: &Path) -> Result<Vec<DeviceState>> {
@@ -321,6 +331,12 @@ pub fn load_all(dir: &Path) -> Result<Vec<DeviceState>> {
     for entry in entries {
         let name = entry.map_err(io(dir))?.file_name();
         let name = name.to_string_lossy();
+        if let Some(pid) = orphan_temporary(&name) {
+            // Left by a writer killed before its rename; the state file itself is intact.
+            tracing::debug!(file = %name, pid, "removing a dead writer's temporary file");
+            let _ = fs::remove_file(dir.join(name.as_ref()));
+            continue;
+        }
         if let Some(serial) = name.strip_suffix(".json").filter(|s| !s.starts_with('.')) {
             match load(dir, serial) {
                 Ok(state) => states.push(state),
@@ -332,4 +348,67 @@ pub fn load_all(dir: &Path) -> Result<Vec<DeviceState>> {
     }
     states.sort_by_key(|s| (s.family.as_str(), s.serial));
     Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_of_dead_writers_are_recognised() {
+        let own = std::process::id();
+        assert_eq!(
+            orphan_temporary(&format!(".10000001.json.{own}.0.tmp")),
+            None
+        );
+        // PIDs on Linux stay below 2^22.
+        assert_eq!(
+            orphan_temporary(".10000001.json.4294967.3.tmp"),
+            Some(4294967)
+        );
+        assert_eq!(orphan_temporary("10000001.json"), None);
+        assert_eq!(orphan_temporary(".10000001.lock"), None);
+    }
+
+    #[test]
+    fn update_writes_atomically_and_only_on_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = DeviceState {
+            family: Family::Yubikey,
+            serial: 10000001,
+            firmware: "5.4.3".into(),
+            plugged: true,
+            generation: 1,
+            latency: Latency::ZERO,
+            faults: Vec::new(),
+            yubikey: Some(YubikeyState::default()),
+            nitrokey: None,
+        };
+        create(dir.path(), &state).unwrap();
+        assert!(create(dir.path(), &state).is_err(), "serials are unique");
+        let path = state_path(dir.path(), "10000001");
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        update(dir.path(), "10000001", |_| Ok(())).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), modified);
+        update(dir.path(), "10000001", |s| {
+            s.plugged = false;
+            Ok(())
+        })
+        .unwrap();
+        assert!(!load(dir.path(), "10000001").unwrap().plugged);
+        let err = update(dir.path(), "10000001", |_| -> Result<()> {
+            Err(Error::InvalidArgument("refused".into()))
+        });
+        assert!(err.is_err());
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert!(matches!(
+            load(dir.path(), "99"),
+            Err(Error::NoSuchDevice { .. })
+        ));
+    }
 }
