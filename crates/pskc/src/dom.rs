@@ -43,146 +43,265 @@ impl Default for Limits {
 /// A local name: the PSKC vocabulary is interned, other names are owned.
 pub(crate) type Name = std::borrow::Cow<'static, str>;
 
-/// Element and attribute names of RFC 6030 and its drafts, shared instead of allocated.
-const VOCABULARY: [&str; 86] = [
-    "KeyContainer",
-    "SecretContainer",
-    "EncryptionKey",
-    "EncryptionMethod",
-    "KeyName",
-    "DerivedKey",
-    "KeyDerivationMethod",
-    "PBKDF2-params",
-    "Salt",
-    "Specified",
-    "IterationCount",
-    "KeyLength",
-    "PRF",
-    "MasterKeyName",
-    "CarriedKeyName",
-    "ReferenceList",
-    "DataReference",
-    "X509Data",
-    "X509Certificate",
-    "MACMethod",
-    "MACKey",
-    "MACAlgorithm",
-    "DigestMethod",
-    "KeyPackage",
-    "Device",
-    "DeviceInfo",
-    "DeviceId",
-    "Manufacturer",
-    "SerialNo",
-    "Model",
-    "IssueNo",
-    "DeviceBinding",
-    "StartDate",
-    "ExpiryDate",
-    "Expiry",
-    "UserId",
-    "CryptoModuleInfo",
-    "Id",
-    "Key",
-    "Secret",
-    "Issuer",
-    "AlgorithmParameters",
-    "Suite",
-    "ChallengeFormat",
-    "ResponseFormat",
-    "Usage",
-    "KeyProfileId",
-    "KeyReference",
-    "FriendlyName",
-    "Data",
-    "Counter",
-    "Time",
-    "TimeInterval",
-    "TimeDrift",
-    "PlainValue",
-    "EncryptedValue",
-    "CipherData",
-    "CipherValue",
-    "ValueMAC",
-    "ValueDigest",
-    "Value",
-    "Policy",
-    "PINPolicy",
-    "KeyUsage",
-    "NumberOfTransactions",
-    "Extensions",
-    "Signature",
-    "Algorithm",
-    "Version",
-    "Encoding",
-    "Length",
-    "CheckDigits",
-    "CheckDigit",
-    "Min",
-    "Max",
-    "PINKeyId",
-    "PINUsageMode",
-    "MaxFailedAttempts",
-    "MinLength",
-    "MaxLength",
-    "PINEncoding",
-    "KeyId",
-    "KeyAlgorithm",
-    "Name",
-    "EncryptionScheme",
-    "IV",
-];
-
-/// `name` as an interned [`Name`] when it belongs to the vocabulary.
+/// `name` as an interned [`Name`] when it belongs to the vocabulary of RFC 6030 and its
+/// drafts (element and attribute names), so that the common case does not allocate.
 pub(crate) fn intern(name: &str) -> Name {
-    match VOCABULARY.iter().find(|v| **v == name) {
-        Some(known) => Name::Borrowed(known),
-        None => Name::Owned(name.to_owned()),
+    let known: &'static str = match name {
+        "KeyContainer" => "KeyContainer",
+        "SecretContainer" => "SecretContainer",
+        "EncryptionKey" => "EncryptionKey",
+        "EncryptionMethod" => "EncryptionMethod",
+        "KeyName" => "KeyName",
+        "DerivedKey" => "DerivedKey",
+        "KeyDerivationMethod" => "KeyDerivationMethod",
+        "PBKDF2-params" => "PBKDF2-params",
+        "Salt" => "Salt",
+        "Specified" => "Specified",
+        "IterationCount" => "IterationCount",
+        "KeyLength" => "KeyLength",
+        "PRF" => "PRF",
+        "MasterKeyName" => "MasterKeyName",
+        "CarriedKeyName" => "CarriedKeyName",
+        "ReferenceList" => "ReferenceList",
+        "DataReference" => "DataReference",
+        "X509Data" => "X509Data",
+        "X509Certificate" => "X509Certificate",
+        "MACMethod" => "MACMethod",
+        "MACKey" => "MACKey",
+        "MACAlgorithm" => "MACAlgorithm",
+        "DigestMethod" => "DigestMethod",
+        "KeyPackage" => "KeyPackage",
+        "Device" => "Device",
+        "DeviceInfo" => "DeviceInfo",
+        "DeviceId" => "DeviceId",
+        "Manufacturer" => "Manufacturer",
+        "SerialNo" => "SerialNo",
+        "Model" => "Model",
+        "IssueNo" => "IssueNo",
+        "DeviceBinding" => "DeviceBinding",
+        "StartDate" => "StartDate",
+        "ExpiryDate" => "ExpiryDate",
+        "Expiry" => "Expiry",
+        "UserId" => "UserId",
+        "CryptoModuleInfo" => "CryptoModuleInfo",
+        "Id" => "Id",
+        "Key" => "Key",
+        "Secret" => "Secret",
+        "Issuer" => "Issuer",
+        "AlgorithmParameters" => "AlgorithmParameters",
+        "Suite" => "Suite",
+        "ChallengeFormat" => "ChallengeFormat",
+        "ResponseFormat" => "ResponseFormat",
+        "Usage" => "Usage",
+        "KeyProfileId" => "KeyProfileId",
+        "KeyReference" => "KeyReference",
+        "FriendlyName" => "FriendlyName",
+        "Data" => "Data",
+        "Counter" => "Counter",
+        "Time" => "Time",
+        "TimeInterval" => "TimeInterval",
+        "TimeDrift" => "TimeDrift",
+        "PlainValue" => "PlainValue",
+        "EncryptedValue" => "EncryptedValue",
+        "CipherData" => "CipherData",
+        "CipherValue" => "CipherValue",
+        "ValueMAC" => "ValueMAC",
+        "ValueDigest" => "ValueDigest",
+        "Value" => "Value",
+        "Policy" => "Policy",
+        "PINPolicy" => "PINPolicy",
+        "KeyUsage" => "KeyUsage",
+        "NumberOfTransactions" => "NumberOfTransactions",
+        "Extensions" => "Extensions",
+        "Signature" => "Signature",
+        "Algorithm" => "Algorithm",
+        "Version" => "Version",
+        "Encoding" => "Encoding",
+        "Length" => "Length",
+        "CheckDigits" => "CheckDigits",
+        "CheckDigit" => "CheckDigit",
+        "Min" => "Min",
+        "Max" => "Max",
+        "PINKeyId" => "PINKeyId",
+        "PINUsageMode" => "PINUsageMode",
+        "MaxFailedAttempts" => "MaxFailedAttempts",
+        "MinLength" => "MinLength",
+        "MaxLength" => "MaxLength",
+        "PINEncoding" => "PINEncoding",
+        "KeyId" => "KeyId",
+        "KeyAlgorithm" => "KeyAlgorithm",
+        "Name" => "Name",
+        "EncryptionScheme" => "EncryptionScheme",
+        "IV" => "IV",
+        _ => return Name::Owned(name.to_owned()),
+    };
+    Name::Borrowed(known)
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One element of a [`Doc`]: links by index, text and attributes as arena ranges.
+#[derive(Debug, Clone)]
+struct Node {
+    name: Name,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+    text: (u32, u32),
+    attrs: (u32, u32),
+    raw: u32,
+}
+
+/// One document section (a `KeyPackage`, the `EncryptionKey`…) as an arena of nodes. The
+/// reader reuses one `Doc` for every package, so steady-state reading does not allocate for
+/// the tree itself.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Doc {
+    nodes: Vec<Node>,
+    text: String,
+    attrs: Vec<(Name, (u32, u32))>,
+    raws: Vec<String>,
+    /// Namespace declarations seen in this section (for `<Extensions>` fragments).
+    decls: Vec<(String, String)>,
+}
+
+impl Doc {
+    /// Empties the arena, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.text.clear();
+        self.attrs.clear();
+        self.raws.clear();
+        self.decls.clear();
+    }
+
+    /// The section's top element (the document must not be empty).
+    pub fn root(&self) -> El<'_> {
+        El { doc: self, id: 0 }
+    }
+
+    fn size(&self) -> usize {
+        self.text.len() + self.nodes.len() * 64 + self.attrs.len() * 32
+    }
+
+    fn str(&self, (start, end): (u32, u32)) -> &str {
+        self.text
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Adds a node under `parent` (`NONE` for the root) and returns its index.
+    fn push_node(&mut self, parent: u32, name: Name, attrs: (u32, u32)) -> u32 {
+        let id = self.nodes.len() as u32;
+        let end = self.text.len() as u32;
+        self.nodes.push(Node {
+            name,
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+            text: (end, end),
+            attrs,
+            raw: NONE,
+        });
+        if let Some(parent) = self.nodes.get_mut(parent as usize) {
+            let previous = parent.last_child;
+            parent.last_child = id;
+            if previous == NONE {
+                parent.first_child = id;
+            } else {
+                self.nodes[previous as usize].next_sibling = id;
+            }
+        }
+        id
+    }
+
+    /// Appends text to node `id`, keeping each node's text contiguous in the arena.
+    fn push_text(&mut self, id: u32, text: &str) {
+        let end = self.text.len() as u32;
+        let node = &self.nodes[id as usize];
+        let (start, stop) = node.text;
+        if stop != end && start != stop {
+            // Mixed content: another node's text came in between; move this one's along.
+            let earlier = self.text[start as usize..stop as usize].to_owned();
+            self.text.push_str(&earlier);
+            self.nodes[id as usize].text = (end, end + earlier.len() as u32);
+        } else if start == stop {
+            self.nodes[id as usize].text = (end, end);
+        }
+        self.text.push_str(text);
+        self.nodes[id as usize].text.1 = self.text.len() as u32;
     }
 }
 
-/// One element: local name, attributes by local name, children, text.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Element {
-    pub name: Name,
-    pub attrs: Vec<(Name, String)>,
-    pub children: Vec<Element>,
-    pub text: String,
-    /// For `<Extensions>`: the content serialised verbatim.
-    pub raw: Option<String>,
+/// A handle on one element of a [`Doc`].
+#[derive(Clone, Copy)]
+pub(crate) struct El<'a> {
+    doc: &'a Doc,
+    id: u32,
 }
 
-impl Element {
+impl<'a> El<'a> {
+    fn node(self) -> &'a Node {
+        &self.doc.nodes[self.id as usize]
+    }
+
+    /// Local name.
+    pub fn name(self) -> &'a str {
+        &self.node().name
+    }
+
+    /// Children in document order.
+    pub fn children(self) -> impl Iterator<Item = El<'a>> + 'a {
+        let doc = self.doc;
+        let first = self.node().first_child;
+        std::iter::successors((first != NONE).then_some(first), move |id| {
+            let next = doc.nodes[*id as usize].next_sibling;
+            (next != NONE).then_some(next)
+        })
+        .map(move |id| El { doc, id })
+    }
+
+    /// True when the element has child elements.
+    pub fn has_children(self) -> bool {
+        self.node().first_child != NONE
+    }
+
     /// First child with local name `name`.
-    pub fn child(&self, name: &str) -> Option<&Element> {
-        self.children.iter().find(|c| c.name == name)
+    pub fn child(self, name: &str) -> Option<El<'a>> {
+        self.children().find(|c| c.name() == name)
     }
 
     /// First child matching any of `names`, in order of preference.
-    pub fn child_any(&self, names: &[&str]) -> Option<&Element> {
+    pub fn child_any(self, names: &[&str]) -> Option<El<'a>> {
         names.iter().find_map(|n| self.child(n))
     }
 
     /// Children with local name `name`.
-    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> {
-        self.children.iter().filter(move |c| c.name == name)
+    pub fn children_named(self, name: &'a str) -> impl Iterator<Item = El<'a>> + 'a {
+        self.children().filter(move |c| c.name() == name)
     }
 
     /// Descendant along a path of local names.
-    pub fn path(&self, path: &[&str]) -> Option<&Element> {
+    pub fn path(self, path: &[&str]) -> Option<El<'a>> {
         path.iter().try_fold(self, |el, name| el.child(name))
     }
 
-    /// Attribute value by local name (`xml:lang` is stored with its prefix).
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
+    /// Attributes as (local name, value).
+    pub fn attrs(self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let doc = self.doc;
+        let (start, end) = self.node().attrs;
+        doc.attrs[start as usize..end as usize]
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(move |(k, v)| (&**k, doc.str(*v)))
     }
 
-    /// First present attribute among `names` (for legacy spellings).
-    pub fn attr_any(&self, names: &[&str]) -> Option<&str> {
+    /// Attribute value by local name (`xml:lang` is stored with its prefix).
+    pub fn attr(self, name: &str) -> Option<&'a str> {
+        self.attrs().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// First present, non-empty attribute among `names` (for legacy spellings).
+    pub fn attr_any(self, names: &[&str]) -> Option<&'a str> {
         names
             .iter()
             .find_map(|n| self.attr(n))
@@ -190,19 +309,89 @@ impl Element {
     }
 
     /// Trimmed text, `None` when empty.
-    pub fn text(&self) -> Option<&str> {
-        Some(self.text.trim()).filter(|t| !t.is_empty())
+    pub fn text(self) -> Option<&'a str> {
+        Some(self.doc.str(self.node().text).trim()).filter(|t| !t.is_empty())
     }
 
     /// Text of the child `name`.
-    pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).and_then(Element::text)
+    pub fn child_text(self, name: &str) -> Option<&'a str> {
+        self.child(name).and_then(|c| c.text())
+    }
+
+    /// For `<Extensions>`: the content serialised verbatim.
+    pub fn raw(self) -> Option<&'a str> {
+        self.doc
+            .raws
+            .get(self.node().raw as usize)
+            .map(String::as_str)
     }
 }
 
-/// Pulls events from a namespace-aware reader (owned by the caller) with a reused buffer.
-pub(crate) struct Source<'a, R> {
-    pub reader: &'a mut NsReader<R>,
+/// The quick-xml readers the PSKC reader runs on: `NsReader` for containers embedded in
+/// other XML (its caller keeps namespace scope), [`Plain`] for whole files (faster; the
+/// reader only matches local names, so it needs no namespace resolution).
+pub(crate) trait Pull {
+    /// The next event, borrowing `buf`.
+    fn pull<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<Event<'b>>;
+    /// Byte offset for error messages.
+    fn position(&self) -> u64;
+    /// Namespace declarations in scope (`xmlns…`, URI), for `<Extensions>` fragments.
+    fn scope(&self) -> Vec<(String, String)>;
+}
+
+impl<R: BufRead> Pull for NsReader<R> {
+    fn pull<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<Event<'b>> {
+        self.read_event_into(buf)
+    }
+
+    fn position(&self) -> u64 {
+        self.error_position()
+    }
+
+    fn scope(&self) -> Vec<(String, String)> {
+        self.resolver()
+            .bindings()
+            .filter_map(|(prefix, ns)| match prefix {
+                PrefixDeclaration::Named("xml") => None,
+                PrefixDeclaration::Named(p) => Some((format!("xmlns:{p}"), ns.0.to_owned())),
+                PrefixDeclaration::Default => Some(("xmlns".to_owned(), ns.0.to_owned())),
+            })
+            .collect()
+    }
+}
+
+/// A plain quick-xml reader plus the namespace declarations of the root element.
+pub(crate) struct Plain<R> {
+    pub reader: quick_xml::Reader<R>,
+    pub root_scope: Vec<(String, String)>,
+}
+
+impl<R: BufRead> Pull for Plain<R> {
+    fn pull<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<Event<'b>> {
+        self.reader.read_event_into(buf)
+    }
+
+    fn position(&self) -> u64 {
+        self.reader.error_position()
+    }
+
+    fn scope(&self) -> Vec<(String, String)> {
+        self.root_scope.clone()
+    }
+}
+
+/// The `xmlns` declarations of a start tag.
+pub(crate) fn declarations(start: &BytesStart<'_>) -> Vec<(String, String)> {
+    let attrs = start.attributes().flatten();
+    let decls = attrs.filter(|a| a.key.as_ref() == "xmlns" || a.key.as_ref().starts_with("xmlns:"));
+    decls
+        .map(|a| (a.key.as_ref().to_owned(), a.value.into_owned()))
+        .collect()
+}
+
+/// Pulls events from a reader (owned by the caller) with a reused buffer.
+pub(crate) struct Source<'a, P> {
+    pub reader: &'a mut P,
     buf: &'a mut Vec<u8>,
     pub limits: Limits,
 }
@@ -220,8 +409,8 @@ pub(crate) enum Next {
     Eof,
 }
 
-impl<'a, R: BufRead> Source<'a, R> {
-    pub fn new(reader: &'a mut NsReader<R>, buf: &'a mut Vec<u8>, limits: Limits) -> Self {
+impl<'a, P: Pull> Source<'a, P> {
+    pub fn new(reader: &'a mut P, buf: &'a mut Vec<u8>, limits: Limits) -> Self {
         Source {
             reader,
             buf,
@@ -231,7 +420,7 @@ impl<'a, R: BufRead> Source<'a, R> {
 
     fn xml_error(&self, err: impl std::fmt::Display) -> Error {
         Error::Xml {
-            position: self.reader.error_position(),
+            position: self.reader.position(),
             reason: err.to_string(),
         }
     }
@@ -240,7 +429,7 @@ impl<'a, R: BufRead> Source<'a, R> {
     pub fn next_structural(&mut self) -> Result<Next> {
         loop {
             self.buf.clear();
-            let event = match self.reader.read_event_into(self.buf) {
+            let event = match self.reader.pull(self.buf) {
                 Ok(event) => event.into_owned(),
                 Err(err) => return Err(self.xml_error(err)),
             };
@@ -266,42 +455,39 @@ impl<'a, R: BufRead> Source<'a, R> {
         }
     }
 
-    /// Reads the element whose start tag was just returned into a tree.
-    pub fn read_element(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Element> {
-        let mut budget = self.limits.max_section;
-        self.read_tree(start, empty, 1, &mut budget)
-    }
-
-    fn read_tree(
+    /// Reads the element whose start tag was just returned into `doc` (cleared first).
+    pub fn read_element(
         &mut self,
         start: &BytesStart<'_>,
         empty: bool,
-        depth: usize,
-        budget: &mut usize,
-    ) -> Result<Element> {
-        let mut element = open_element(start, depth, &self.limits, budget)?;
+        doc: &mut Doc,
+    ) -> Result<()> {
+        doc.clear();
+        let root = open_element(doc, NONE, start, 1, &self.limits)?;
         if empty {
-            return Ok(element);
+            return Ok(());
         }
-        if element.name == "Extensions" {
-            element.raw = Some(self.capture_raw(start.name().as_ref(), budget)?);
-            return Ok(element);
+        if doc.nodes[0].name == "Extensions" {
+            let raw = self.capture_raw(start.name().as_ref(), doc)?;
+            doc.nodes[0].raw = doc.raws.len() as u32;
+            doc.raws.push(raw);
+            return Ok(());
         }
-        self.fill(element, depth, budget)
+        self.fill(doc, root, 1)
     }
 
-    /// Reads the content of `element` up to its end tag. Events are used while borrowed
-    /// from the buffer; only element names, attributes and text are copied.
-    fn fill(&mut self, mut element: Element, depth: usize, budget: &mut usize) -> Result<Element> {
+    /// Reads the content of node `id` up to its end tag. Events are used while borrowed
+    /// from the buffer; only names, attributes and text are copied, into the arena.
+    fn fill(&mut self, doc: &mut Doc, id: u32, depth: usize) -> Result<()> {
         let limits = self.limits;
         loop {
             self.buf.clear();
             // The event borrows the buffer: copy what is needed, then let it go.
-            let (mut child, empty, qname) = {
-                let event = match self.reader.read_event_into(self.buf) {
+            let (child, empty, qname) = {
+                let event = match self.reader.pull(self.buf) {
                     Ok(event) => event,
                     Err(err) => {
-                        let position = self.reader.error_position();
+                        let position = self.reader.position();
                         return Err(Error::Xml {
                             position,
                             reason: err.to_string(),
@@ -311,28 +497,29 @@ impl<'a, R: BufRead> Source<'a, R> {
                 match event {
                     Event::Start(ref start) | Event::Empty(ref start) => {
                         let empty = matches!(event, Event::Empty(_));
-                        let child = open_element(start, depth + 1, &limits, budget)?;
-                        let qname = (child.name == "Extensions" && !empty)
+                        let child = open_element(doc, id, start, depth + 1, &limits)?;
+                        let qname = (doc.nodes[child as usize].name == "Extensions" && !empty)
                             .then(|| start.name().as_ref().to_owned());
                         (child, empty, qname)
                     }
                     Event::Text(text) => {
-                        push_text(&mut element, &text.xml10_content(), &limits, budget)?;
+                        push_text(doc, id, &text.xml10_content(), &limits)?;
                         continue;
                     }
                     Event::CData(text) => {
-                        push_text(&mut element, &text.xml10_content(), &limits, budget)?;
+                        push_text(doc, id, &text.xml10_content(), &limits)?;
                         continue;
                     }
                     Event::GeneralRef(r) => {
-                        let resolved = resolve_ref(&r, &element.name)?;
-                        push_text(&mut element, &resolved, &limits, budget)?;
+                        let resolved = resolve_ref(&r, &doc.nodes[id as usize].name)?;
+                        push_text(doc, id, &resolved, &limits)?;
                         continue;
                     }
-                    Event::End(_) => return Ok(element),
+                    Event::End(_) => return Ok(()),
                     Event::Eof => {
-                        let position = self.reader.error_position();
-                        let reason = format!("unexpected end inside <{}>", element.name);
+                        let position = self.reader.position();
+                        let reason =
+                            format!("unexpected end inside <{}>", doc.nodes[id as usize].name);
                         return Err(Error::Xml { position, reason });
                     }
                     Event::DocType(_) => return Err(Error::DtdForbidden),
@@ -340,37 +527,29 @@ impl<'a, R: BufRead> Source<'a, R> {
                 }
             };
             if let Some(qname) = qname {
-                child.raw = Some(self.capture_raw(&qname, budget)?);
-                element.children.push(child);
-                continue;
+                let raw = self.capture_raw(&qname, doc)?;
+                doc.nodes[child as usize].raw = doc.raws.len() as u32;
+                doc.raws.push(raw);
+            } else if !empty {
+                self.fill(doc, child, depth + 1)?;
             }
-            let child = if empty {
-                child
-            } else {
-                self.fill(child, depth + 1, budget)?
-            };
-            element.children.push(child);
         }
     }
 
     /// Serialises the content of an `<Extensions>` element verbatim, declaring on each
     /// top-level child the namespaces in scope so the fragment stands on its own.
-    fn capture_raw(&mut self, end_name: &str, budget: &mut usize) -> Result<String> {
-        let scope: Vec<(String, String)> = self
-            .reader
-            .resolver()
-            .bindings()
-            .filter_map(|(prefix, ns)| match prefix {
-                PrefixDeclaration::Named("xml") => None,
-                PrefixDeclaration::Named(p) => Some((format!("xmlns:{p}"), ns.0.to_owned())),
-                PrefixDeclaration::Default => Some(("xmlns".to_owned(), ns.0.to_owned())),
-            })
-            .collect();
+    fn capture_raw(&mut self, end_name: &str, doc: &Doc) -> Result<String> {
+        // Declarations made inside the section override the outer scope.
+        let mut scope = self.reader.scope();
+        for (name, uri) in &doc.decls {
+            scope.retain(|(n, _)| n != name);
+            scope.push((name.clone(), uri.clone()));
+        }
         let mut writer = quick_xml::Writer::new(Vec::new());
         let mut depth = 0usize;
         loop {
             self.buf.clear();
-            let event = match self.reader.read_event_into(self.buf) {
+            let event = match self.reader.pull(self.buf) {
                 Ok(event) => event.into_owned(),
                 Err(err) => return Err(self.xml_error(err)),
             };
@@ -410,7 +589,6 @@ impl<'a, R: BufRead> Source<'a, R> {
                 });
             }
             writer.write_event(event).map_err(|e| self.xml_error(e))?;
-            spend(budget, 0, self.limits.max_section)?;
             if writer.get_ref().len() > self.limits.max_text {
                 return Err(Error::TooLarge {
                     what: "<Extensions>".into(),
@@ -419,18 +597,25 @@ impl<'a, R: BufRead> Source<'a, R> {
             }
         }
         let bytes = writer.into_inner();
-        spend(budget, bytes.len(), self.limits.max_section)?;
+        if doc.size() + bytes.len() > self.limits.max_section {
+            let what = "one document section".to_owned();
+            return Err(Error::TooLarge {
+                what,
+                limit: self.limits.max_section,
+            });
+        }
         String::from_utf8(bytes).map_err(|e| self.xml_error(e))
     }
 }
 
-/// A new element from its start tag: local name and attributes, within the limits.
+/// A new node from its start tag: local name and attributes, within the limits.
 fn open_element(
+    doc: &mut Doc,
+    parent: u32,
     start: &BytesStart<'_>,
     depth: usize,
     limits: &Limits,
-    budget: &mut usize,
-) -> Result<Element> {
+) -> Result<u32> {
     if depth > limits.max_depth {
         let what = "element nesting".to_owned();
         return Err(Error::TooLarge {
@@ -438,35 +623,45 @@ fn open_element(
             limit: limits.max_depth,
         });
     }
-    let element = Element {
-        name: local_name(start),
-        attrs: attributes(start)?,
-        ..Element::default()
-    };
-    let used = element.name.len()
-        + element
-            .attrs
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
-    spend(budget, used, limits.max_section)?;
-    Ok(element)
+    let first = doc.attrs.len() as u32;
+    if start.attributes_raw().contains("xmlns") {
+        doc.decls.extend(declarations(start));
+    }
+    visit_attributes(start, |name, value| {
+        let begin = doc.text.len() as u32;
+        doc.text.push_str(value);
+        doc.attrs.push((name, (begin, doc.text.len() as u32)));
+    })?;
+    let id = doc.push_node(parent, local_name(start), (first, doc.attrs.len() as u32));
+    check_size(doc, limits)?;
+    Ok(id)
 }
 
-fn push_text(element: &mut Element, text: &str, limits: &Limits, budget: &mut usize) -> Result<()> {
-    // Indentation between child elements is never content; skip it without allocating.
-    if element.text.is_empty() && text.bytes().all(|b| b.is_ascii_whitespace()) {
+fn push_text(doc: &mut Doc, id: u32, text: &str, limits: &Limits) -> Result<()> {
+    let (start, end) = doc.nodes[id as usize].text;
+    // Indentation between child elements is never content; skip it.
+    if start == end && text.bytes().all(|b| b.is_ascii_whitespace()) {
         return Ok(());
     }
-    if element.text.len() + text.len() > limits.max_text {
-        let what = format!("text of <{}>", element.name);
+    if (end - start) as usize + text.len() > limits.max_text {
+        let what = format!("text of <{}>", doc.nodes[id as usize].name);
         return Err(Error::TooLarge {
             what,
             limit: limits.max_text,
         });
     }
-    spend(budget, text.len(), limits.max_section)?;
-    element.text.push_str(text);
+    doc.push_text(id, text);
+    check_size(doc, limits)
+}
+
+fn check_size(doc: &Doc, limits: &Limits) -> Result<()> {
+    if doc.size() > limits.max_section {
+        let what = "one document section".to_owned();
+        return Err(Error::TooLarge {
+            what,
+            limit: limits.max_section,
+        });
+    }
     Ok(())
 }
 
@@ -484,14 +679,6 @@ fn declare_scope(start: &mut BytesStart<'_>, scope: &[(String, String)]) {
     }
 }
 
-fn spend(budget: &mut usize, amount: usize, limit: usize) -> Result<()> {
-    *budget = budget.checked_sub(amount).ok_or_else(|| Error::TooLarge {
-        what: "one document section".into(),
-        limit,
-    })?;
-    Ok(())
-}
-
 /// The local name of a start tag.
 pub(crate) fn local_name(start: &BytesStart<'_>) -> Name {
     intern(start.local_name().as_ref())
@@ -501,6 +688,12 @@ pub(crate) fn local_name(start: &BytesStart<'_>) -> Name {
 /// declarations, unescaped.
 pub(crate) fn attributes(start: &BytesStart<'_>) -> Result<Vec<(Name, String)>> {
     let mut attrs = Vec::new();
+    visit_attributes(start, |name, value| attrs.push((name, value.to_owned())))?;
+    Ok(attrs)
+}
+
+/// Calls `f` with each attribute's local name and unescaped value.
+fn visit_attributes(start: &BytesStart<'_>, mut f: impl FnMut(Name, &str)) -> Result<()> {
     for attr in start.attributes() {
         let attr = attr.map_err(|e| Error::Xml {
             position: 0,
@@ -521,9 +714,9 @@ pub(crate) fn attributes(start: &BytesStart<'_>) -> Result<Vec<(Name, String)>> 
                 name: "(in attribute)".into(),
                 at: Location::element(format!("{}@{name}", local_name(start))),
             })?;
-        attrs.push((name, value.into_owned()));
+        f(name, &value);
     }
-    Ok(attrs)
+    Ok(())
 }
 
 fn is_predefined(r: &quick_xml::events::BytesRef<'_>) -> bool {

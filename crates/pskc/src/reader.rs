@@ -12,7 +12,7 @@ use quick_xml::NsReader;
 use quick_xml::events::BytesStart;
 
 use crate::algorithm::{Cipher, Hmac, is_pbkdf2};
-use crate::dom::{Element, Limits, Next, Source};
+use crate::dom::{Doc, El, Limits, Next, Plain, Pull, Source};
 use crate::encryption::{self, Failure, RsaPrivateKey};
 use crate::error::{Error, Location, Result};
 use crate::mac;
@@ -88,7 +88,7 @@ pub fn parse(bytes: &[u8], options: &ReadOptions) -> Result<KeyContainer> {
 
 /// Streams the `KeyPackage`s of a document from any `BufRead`.
 pub struct Reader<R> {
-    xml: NsReader<R>,
+    xml: Plain<R>,
     buf: Vec<u8>,
     state: ContainerState,
 }
@@ -96,8 +96,12 @@ pub struct Reader<R> {
 impl<R: BufRead> Reader<R> {
     /// Reads up to the first `KeyPackage`: root, version, encryption and MAC set-up.
     pub fn new(input: R, options: ReadOptions) -> Result<Self> {
-        let mut xml = NsReader::from_reader(input);
-        xml.config_mut().check_end_names = true;
+        let mut reader = quick_xml::Reader::from_reader(input);
+        reader.config_mut().check_end_names = true;
+        let mut xml = Plain {
+            reader,
+            root_scope: Vec::new(),
+        };
         let mut buf = Vec::with_capacity(8192);
         let mut source = Source::new(&mut xml, &mut buf, options.limits);
         let Next::Open { start, empty } = source.next_structural()? else {
@@ -106,6 +110,7 @@ impl<R: BufRead> Reader<R> {
                 reason: "no root element".into(),
             });
         };
+        source.reader.root_scope = crate::dom::declarations(&start);
         let state = ContainerState::open(&mut source, &start, empty, options)?;
         Ok(Reader { xml, buf, state })
     }
@@ -148,14 +153,17 @@ struct ContainerState {
     options: ReadOptions,
     header: KeyContainer,
     crypto: Crypto,
-    pending: Option<Element>,
+    /// The arena reused for every package.
+    doc: Doc,
+    /// `doc` holds a package read while looking for the end of the header.
+    pending: bool,
     finished: bool,
     packages: usize,
 }
 
 impl ContainerState {
-    fn open<R: BufRead>(
-        source: &mut Source<'_, R>,
+    fn open<P: Pull>(
+        source: &mut Source<'_, P>,
         start: &BytesStart<'_>,
         empty: bool,
         options: ReadOptions,
@@ -175,8 +183,8 @@ impl ContainerState {
         Ok(state)
     }
 
-    fn open_embedded<R: BufRead>(
-        source: &mut Source<'_, R>,
+    fn open_embedded<P: Pull>(
+        source: &mut Source<'_, P>,
         start: &BytesStart<'_>,
         options: ReadOptions,
     ) -> Result<Self> {
@@ -187,13 +195,14 @@ impl ContainerState {
 
     /// RFC 6030 §4.1: Version must be 1.0; the OATH drafts' `SecretContainer` is exempt.
     fn from_root(start: &BytesStart<'_>, name: &str, options: ReadOptions) -> Result<Self> {
-        let root = Element {
-            name: crate::dom::intern(name),
-            attrs: crate::dom::attributes(start)?,
-            ..Element::default()
+        let attrs = crate::dom::attributes(start)?;
+        let attr_any = |names: &[&str]| {
+            let value = names
+                .iter()
+                .find_map(|n| attrs.iter().find(|(k, _)| k == n));
+            value.map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
         };
-        let version = root
-            .attr_any(&["Version", "version"])
+        let version = attr_any(&["Version", "version"])
             .unwrap_or("1.0")
             .trim()
             .to_owned();
@@ -202,34 +211,40 @@ impl ContainerState {
         }
         let header = KeyContainer {
             version,
-            id: root.attr_any(&["Id", "ID", "id"]).map(str::to_owned),
+            id: attr_any(&["Id", "ID", "id"]).map(str::to_owned),
             ..KeyContainer::default()
         };
         Ok(ContainerState {
             crypto: Crypto::default(),
             options,
             header,
-            pending: None,
+            doc: Doc::default(),
+            pending: false,
             finished: false,
             packages: 0,
         })
     }
 
     /// Reads container children up to the first `KeyPackage` (kept pending).
-    fn read_header<R: BufRead>(&mut self, source: &mut Source<'_, R>) -> Result<()> {
+    fn read_header<P: Pull>(&mut self, source: &mut Source<'_, P>) -> Result<()> {
         let mut encryption_key = None;
         let mut mac_method = None;
         let mut mac_algorithm = None;
-        while let Some(element) = self.next_child(source)? {
-            match element.name.as_ref() {
+        loop {
+            let mut doc = Doc::default();
+            if !self.next_child(source, &mut doc)? {
+                break;
+            }
+            match doc.root().name() {
                 "KeyPackage" | "Device" => {
-                    self.pending = Some(element);
+                    self.doc = doc;
+                    self.pending = true;
                     break;
                 }
-                "EncryptionKey" | "EncryptionMethod" => encryption_key = Some(element),
-                "MACMethod" | "DigestMethod" => mac_method = Some(element),
-                "MACAlgorithm" => mac_algorithm = element.text().map(str::to_owned),
-                _ => self.container_child(element),
+                "EncryptionKey" | "EncryptionMethod" => encryption_key = Some(doc),
+                "MACMethod" | "DigestMethod" => mac_method = Some(doc),
+                "MACAlgorithm" => mac_algorithm = doc.root().text().map(str::to_owned),
+                _ => self.container_child(doc.root()),
             }
         }
         self.crypto = Crypto::new(encryption_key, mac_method, mac_algorithm, &self.options)?;
@@ -237,27 +252,27 @@ impl ContainerState {
         Ok(())
     }
 
-    fn container_child(&mut self, element: Element) {
-        match element.name.as_ref() {
+    fn container_child(&mut self, element: El<'_>) {
+        match element.name() {
             "Signature" => self.header.signed = true,
             "Extensions" => self
                 .header
                 .extensions
-                .extend(extension("container", &element)),
+                .extend(extension("container", element)),
             other => tracing::debug!(element = other, "ignoring unknown container child"),
         }
     }
 
-    /// The next child element of the container, read whole; `None` at the container's end.
-    fn next_child<R: BufRead>(&mut self, source: &mut Source<'_, R>) -> Result<Option<Element>> {
+    /// Reads the next child element of the container into `doc`; `false` at the end.
+    fn next_child<P: Pull>(&mut self, source: &mut Source<'_, P>, doc: &mut Doc) -> Result<bool> {
         if self.finished {
-            return Ok(None);
+            return Ok(false);
         }
         match source.next_structural()? {
-            Next::Open { start, empty } => source.read_element(&start, empty).map(Some),
+            Next::Open { start, empty } => source.read_element(&start, empty, doc).map(|()| true),
             Next::Close => {
                 self.finished = true;
-                Ok(None)
+                Ok(false)
             }
             Next::Eof => Err(Error::Xml {
                 position: 0,
@@ -266,19 +281,25 @@ impl ContainerState {
         }
     }
 
-    fn next_package<R: BufRead>(
+    fn next_package<P: Pull>(&mut self, source: &mut Source<'_, P>) -> Result<Option<KeyPackage>> {
+        // The arena is taken out while the package is interpreted, then put back for reuse.
+        let mut doc = std::mem::take(&mut self.doc);
+        let result = self.next_package_in(source, &mut doc);
+        self.doc = doc;
+        result
+    }
+
+    fn next_package_in<P: Pull>(
         &mut self,
-        source: &mut Source<'_, R>,
+        source: &mut Source<'_, P>,
+        doc: &mut Doc,
     ) -> Result<Option<KeyPackage>> {
         loop {
-            let element = match self.pending.take() {
-                Some(element) => element,
-                None => match self.next_child(source)? {
-                    Some(element) => element,
-                    None => return Ok(None),
-                },
-            };
-            if element.name != "KeyPackage" && element.name != "Device" {
+            if !std::mem::take(&mut self.pending) && !self.next_child(source, doc)? {
+                return Ok(None);
+            }
+            let element = doc.root();
+            if element.name() != "KeyPackage" && element.name() != "Device" {
                 self.container_child(element);
                 continue;
             }
@@ -289,18 +310,18 @@ impl ContainerState {
                     limit: self.options.limits.max_packages,
                 });
             }
-            return self.package(&element).map(Some);
+            return self.package(element).map(Some);
         }
     }
 
-    fn package(&mut self, element: &Element) -> Result<KeyPackage> {
+    fn package(&mut self, element: El<'_>) -> Result<KeyPackage> {
         let mut package = KeyPackage {
             device_info: device_info(element)?,
             crypto_module_id: element.path(&["CryptoModuleInfo", "Id"]).and_then(text),
             ..KeyPackage::default()
         };
-        for child in &element.children {
-            match child.name.as_ref() {
+        for child in element.children() {
+            match child.name() {
                 "Key" | "Secret" => package.keys.push(self.key(child)?),
                 "Extensions" => package.extensions.extend(extension("package", child)),
                 _ => {}
@@ -309,7 +330,7 @@ impl ContainerState {
         Ok(package)
     }
 
-    fn key(&mut self, element: &Element) -> Result<Key> {
+    fn key(&mut self, element: El<'_>) -> Result<Key> {
         let id = element
             .attr_any(&["Id", "KeyId", "SecretId"])
             .map(str::to_owned);
@@ -331,8 +352,8 @@ impl ContainerState {
             policy: policy(element, &at)?,
             ..Key::default()
         };
-        for child in &element.children {
-            if child.name == "Extensions" {
+        for child in element.children() {
+            if child.name() == "Extensions" {
                 key.extensions.extend(extension("key", child));
             }
         }
@@ -347,11 +368,11 @@ impl ContainerState {
     }
 
     /// `<Data>` (§4.3.3) and the drafts' `<Data Name="SECRET">` form.
-    fn key_data(&mut self, element: &Element, id: Option<&str>) -> Result<KeyData> {
-        let mut fields: Vec<(&str, &Element)> = Vec::new();
+    fn key_data(&mut self, element: El<'_>, id: Option<&str>) -> Result<KeyData> {
+        let mut fields: Vec<(&str, El<'_>)> = Vec::new();
         if let Some(data) = element.child("Data") {
-            for child in &data.children {
-                fields.push((child.name.as_ref(), child));
+            for child in data.children() {
+                fields.push((child.name(), child));
             }
         }
         for data in element.children_named("Data") {
@@ -384,13 +405,13 @@ impl ContainerState {
     }
 
     /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content.
-    fn value<'a>(&mut self, field: &'a Element, at: &Location) -> Result<Option<RawValue<'a>>> {
+    fn value<'a>(&mut self, field: El<'a>, at: &Location) -> Result<Option<RawValue<'a>>> {
         if let Some(plain) = field.child("PlainValue") {
             return Ok(plain.text().map(RawValue::Plain));
         }
         let mac = field
             .child_any(&["ValueMAC", "ValueDigest"])
-            .and_then(Element::text);
+            .and_then(El::text);
         let mac = mac.map(|m| decode_base64(m, at)).transpose()?;
         if let Some(encrypted) = field.child("EncryptedValue") {
             let (algorithm, cipher_value) = encrypted_value(encrypted, at)?;
@@ -402,7 +423,7 @@ impl ContainerState {
                     .decrypt(algorithm, &cipher_value, mac.as_deref(), at, &self.options)?;
             return Ok(plain.map(RawValue::Decrypted));
         }
-        if let Some(value) = field.child("Value").and_then(Element::text) {
+        if let Some(value) = field.child("Value").and_then(El::text) {
             if self.crypto.algorithm.is_some() && mac.is_some() {
                 let cipher_value = decode_base64(value, at)?;
                 let plain =
@@ -447,7 +468,7 @@ impl RawValue<'_> {
     }
 }
 
-fn text(element: &Element) -> Option<String> {
+fn text(element: El<'_>) -> Option<String> {
     element.text().map(str::to_owned)
 }
 
@@ -456,7 +477,7 @@ fn decode_base64(text: &str, at: &Location) -> Result<Vec<u8>> {
 }
 
 /// `EncryptionMethod@Algorithm` (or a legacy `EncryptionScheme`) and the `CipherValue`.
-fn encrypted_value(element: &Element, at: &Location) -> Result<(Option<String>, Option<Vec<u8>>)> {
+fn encrypted_value(element: El<'_>, at: &Location) -> Result<(Option<String>, Option<Vec<u8>>)> {
     let method = element.child("EncryptionMethod");
     let scheme = method
         .and_then(|m| m.child("EncryptionScheme"))
@@ -464,13 +485,13 @@ fn encrypted_value(element: &Element, at: &Location) -> Result<(Option<String>, 
     let algorithm = scheme.or_else(|| method.and_then(|m| m.attr("Algorithm")));
     let cipher_value = element
         .path(&["CipherData", "CipherValue"])
-        .and_then(Element::text);
+        .and_then(El::text);
     let cipher_value = cipher_value.map(|c| decode_base64(c, at)).transpose()?;
     Ok((algorithm.map(str::to_owned), cipher_value))
 }
 
-fn extension(scope: &'static str, element: &Element) -> Option<Extension> {
-    let xml = element.raw.as_deref()?.trim();
+fn extension(scope: &'static str, element: El<'_>) -> Option<Extension> {
+    let xml = element.raw()?.trim();
     (!xml.is_empty()).then(|| Extension {
         scope,
         xml: xml.to_owned(),
@@ -478,7 +499,7 @@ fn extension(scope: &'static str, element: &Element) -> Option<Extension> {
 }
 
 fn date(
-    element: &Element,
+    element: El<'_>,
     name: &str,
     at: &dyn Fn(&str) -> Location,
 ) -> Result<Option<time::OffsetDateTime>> {
@@ -490,7 +511,7 @@ fn date(
         .ok_or_else(|| Error::invalid(at(name), format!("\"{text}\" is not a date-time")))
 }
 
-fn device_info(package: &Element) -> Result<DeviceInfo> {
+fn device_info(package: El<'_>) -> Result<DeviceInfo> {
     let Some(info) = package.child_any(&["DeviceInfo", "DeviceId"]) else {
         return Ok(DeviceInfo::default());
     };
@@ -516,24 +537,20 @@ fn device_info(package: &Element) -> Result<DeviceInfo> {
     })
 }
 
-fn int_attr(
-    element: &Element,
-    names: &[&str],
-    at: &dyn Fn(&str) -> Location,
-) -> Result<Option<u32>> {
+fn int_attr(element: El<'_>, names: &[&str], at: &dyn Fn(&str) -> Location) -> Result<Option<u32>> {
     let Some(text) = element.attr_any(names) else {
         return Ok(None);
     };
     values::attr_int(text).map(Some).ok_or_else(|| {
         Error::invalid(
-            at(&format!("{}@{}", element.name, names[0])),
+            at(&format!("{}@{}", element.name(), names[0])),
             format!("\"{text}\" is not an integer"),
         )
     })
 }
 
 fn bool_attr(
-    element: &Element,
+    element: El<'_>,
     names: &[&str],
     at: &dyn Fn(&str) -> Location,
 ) -> Result<Option<bool>> {
@@ -542,17 +559,14 @@ fn bool_attr(
     };
     values::boolean(text).map(Some).ok_or_else(|| {
         Error::invalid(
-            at(&format!("{}@{}", element.name, names[0])),
+            at(&format!("{}@{}", element.name(), names[0])),
             format!("\"{text}\" is not a boolean"),
         )
     })
 }
 
 /// `<AlgorithmParameters>` (§4.3.4), or the drafts' `<Usage>`.
-fn algorithm_parameters(
-    key: &Element,
-    at: &dyn Fn(&str) -> Location,
-) -> Result<AlgorithmParameters> {
+fn algorithm_parameters(key: El<'_>, at: &dyn Fn(&str) -> Location) -> Result<AlgorithmParameters> {
     let mut out = AlgorithmParameters {
         suite: key.path(&["AlgorithmParameters", "Suite"]).and_then(text),
         ..AlgorithmParameters::default()
@@ -600,7 +614,7 @@ const POLICY_CHILDREN: [&str; 5] = [
 ];
 
 /// `<Policy>` (§5), the drafts' `<Usage OTP="true">` and key-level dates.
-fn policy(key: &Element, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
+fn policy(key: El<'_>, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
     let mut out = Policy::default();
     if let Some(policy) = key.child("Policy") {
         out.start_date = date(policy, "StartDate", at)?;
@@ -628,16 +642,12 @@ fn policy(key: &Element, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
                 max_length: int_attr(pin, &["MaxLength"], at)?,
                 pin_encoding: pin.attr("PINEncoding").map(str::to_owned),
             });
-            let unknown_attr = pin
-                .attrs
-                .iter()
-                .any(|(k, _)| !PIN_ATTRIBUTES.contains(&k.as_ref()));
-            out.unknown_elements |= unknown_attr || !pin.children.is_empty();
+            let unknown_attr = pin.attrs().any(|(k, _)| !PIN_ATTRIBUTES.contains(&k));
+            out.unknown_elements |= unknown_attr || pin.has_children();
         }
         out.unknown_elements |= policy
-            .children
-            .iter()
-            .any(|c| !POLICY_CHILDREN.contains(&c.name.as_ref()));
+            .children()
+            .any(|c| !POLICY_CHILDREN.contains(&c.name()));
     }
     if let Some(usage) = key.child("Usage") {
         for name in ["OTP", "CR", "Integrity", "Encrypt", "Unlock"] {
@@ -690,8 +700,8 @@ struct Crypto {
 
 impl Crypto {
     fn new(
-        encryption_key: Option<Element>,
-        mac_method: Option<Element>,
+        encryption_key: Option<Doc>,
+        mac_method: Option<Doc>,
         mac_algorithm: Option<String>,
         options: &ReadOptions,
     ) -> Result<Self> {
@@ -700,9 +710,9 @@ impl Crypto {
             ..Crypto::default()
         };
         if let Some(key_info) = &encryption_key {
-            crypto.read_encryption_key(key_info)?;
+            crypto.read_encryption_key(key_info.root())?;
         }
-        if let Some(method) = &mac_method {
+        if let Some(method) = mac_method.as_ref().map(Doc::root) {
             crypto.mac_declared = true;
             crypto.mac_algorithm = method
                 .attr_any(&["Algorithm", "algorithm"])
@@ -722,7 +732,7 @@ impl Crypto {
         Ok(crypto)
     }
 
-    fn read_encryption_key(&mut self, key_info: &Element) -> Result<()> {
+    fn read_encryption_key(&mut self, key_info: El<'_>) -> Result<()> {
         self.algorithm = key_info
             .attr_any(&["Algorithm", "algorithm"])
             .map(str::to_owned);
@@ -737,7 +747,7 @@ impl Crypto {
         self.asymmetric = key_info.child("X509Data").is_some();
         let certificate = key_info
             .path(&["X509Data", "X509Certificate"])
-            .and_then(Element::text);
+            .and_then(El::text);
         if let Some(der) = certificate.and_then(values::base64_decode) {
             // An unparsable certificate only disables the private-key check below.
             self.certificate = crate::encryption::RsaPublicKey::from_certificate_der(der).ok();
@@ -751,7 +761,7 @@ impl Crypto {
         if let Some(method) = method {
             derivation.algorithm = method.attr("Algorithm").map(str::to_owned);
             if let Some(params) = method.child("PBKDF2-params") {
-                let salt = params.path(&["Salt", "Specified"]).and_then(Element::text);
+                let salt = params.path(&["Salt", "Specified"]).and_then(El::text);
                 derivation.salt = salt.map(|s| decode_base64(s, &at("Salt"))).transpose()?;
                 derivation.iterations =
                     parse_param(params.child_text("IterationCount"), &at("IterationCount"))?;
