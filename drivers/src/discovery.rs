@@ -181,7 +181,15 @@ pub(crate) fn scan(emulator_dir: Option<&Path>) -> Result<Vec<(String, TokenInfo
 /// Real HID interfaces of supported tokens (not yet opened: serial unknown).
 #[cfg(feature = "hid")]
 pub(crate) fn hid_candidates() -> Result<Vec<(String, TokenInfo)>> {
-    let api = hidapi::HidApi::new().map_err(|e| Error::Enumeration(e.to_string()))?;
+    let api = match hidapi::HidApi::new() {
+        Ok(api) => api,
+        // No hidraw support at all (no /sys/class/hidraw, e.g. a container): no HID token
+        // can be reached, which is an empty list rather than a failure.
+        Err(err) => {
+            warn!(%err, "HID enumeration unavailable; listing no HID devices");
+            return Ok(Vec::new());
+        }
+    };
     let mut seen = std::collections::BTreeSet::new();
     let mut found = Vec::new();
     for device in api.device_list() {
