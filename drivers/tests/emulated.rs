@@ -147,6 +147,45 @@ fn yubikey_verification_skips_stale_lines_and_rejects_a_wrong_key() {
     assert_eq!(err.code(), "timeout", "no touch: {err}");
 }
 
+/// Keys full of zero bytes make whole 7-byte chunks zero, which the driver skips and the key
+/// must zero-fill: random such keys, moving factors and lengths all produce the RFC value.
+#[test]
+fn yubikey_random_keys_with_skipped_chunks_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Yubikey, None);
+    let mut token = open(dir.path(), &serial);
+    for round in 0..24u64 {
+        let mut random = [0u8; 24];
+        rand::fill(&mut random[..]);
+        let len = 1 + usize::from(random[0]) % 20;
+        // Every other round keeps only a few non-zero bytes.
+        let key: Vec<u8> = (0..len)
+            .map(|i| {
+                if round % 2 == 0 && i % 5 != 0 {
+                    0
+                } else {
+                    random[i + 1]
+                }
+            })
+            .collect();
+        let key = SecretKey::new(key);
+        let imf = u64::from(u16::from_le_bytes([random[22], random[23]]) & 0x0fff) * 16;
+        let digits = if random[21] & 1 == 0 {
+            Digits::SIX
+        } else {
+            Digits::EIGHT
+        };
+        let slot = 1 + (random[20] & 1);
+        token.write_hotp(slot, &key, imf, digits).unwrap();
+        let typed = emulator::touch(dir.path(), &serial, Some(slot)).unwrap();
+        assert_eq!(
+            typed,
+            keyprov_drivers::hotp(key.expose(), imf, digits),
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn yubikey_eight_digits_and_initial_moving_factor() {
     let dir = tempfile::tempdir().unwrap();
