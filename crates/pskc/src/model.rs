@@ -18,6 +18,9 @@ pub struct KeyContainer {
     pub id: Option<String>,
     /// Names of the pre-shared or derived key (`EncryptionKey/ds:KeyName`) as read.
     pub key_names: Vec<String>,
+    /// `MACMethod/MACKeyReference` as read: the MAC key is known out of band
+    /// (see `ReadOptions::mac_key`).
+    pub mac_key_reference: Option<String>,
     /// The `<KeyPackage>`s, in document order.
     pub key_packages: Vec<KeyPackage>,
     /// Container-level `<Extensions>`, kept verbatim.

@@ -39,6 +39,9 @@ pub struct ReadOptions {
     pub metadata_only: bool,
     /// CBC IV for files that give it once, outside the ciphertext (legacy).
     pub iv: Option<Vec<u8>>,
+    /// MAC key for files whose `MACMethod` names it by `MACKeyReference` (known out of band);
+    /// without it such files fall back to the encryption key, as legacy files do.
+    pub mac_key: Option<Secret>,
     /// Size limits.
     pub limits: Limits,
 }
@@ -249,6 +252,7 @@ impl ContainerState {
         }
         self.crypto = Crypto::new(encryption_key, mac_method, mac_algorithm, &self.options)?;
         self.header.key_names = self.crypto.key_names.clone();
+        self.header.mac_key_reference = self.crypto.mac_key_reference.clone();
         Ok(())
     }
 
@@ -688,6 +692,7 @@ struct Crypto {
     private_key_checked: bool,
     iv: Option<Vec<u8>>,
     mac_declared: bool,
+    mac_key_reference: Option<String>,
     mac_algorithm: Option<String>,
     mac_key_encrypted: Option<(Option<String>, Vec<u8>)>,
     /// Cache: the symmetric key (pre-shared or derived).
@@ -714,6 +719,7 @@ impl Crypto {
         }
         if let Some(method) = mac_method.as_ref().map(Doc::root) {
             crypto.mac_declared = true;
+            crypto.mac_key_reference = method.child_text("MACKeyReference").map(str::to_owned);
             crypto.mac_algorithm = method
                 .attr_any(&["Algorithm", "algorithm"])
                 .map(str::to_owned);
@@ -895,7 +901,7 @@ impl Crypto {
 
         // 3. ValueMAC present: verify over IV||ciphertext; legacy files MAC the plaintext.
         if let Some(tag) = value_mac {
-            self.ensure_mac(at)?;
+            self.ensure_mac(at, options)?;
             let (Some(key), Some((algorithm, mac_key))) = (&self.key, &self.mac) else {
                 return Err(Error::InvalidRequest("MAC set-up incomplete".into()));
             };
@@ -963,7 +969,7 @@ impl Crypto {
 
     /// Sets up the MAC algorithm and key once. The key is `None` when the file has no
     /// `MACKey` (legacy: the encryption key is the MAC key).
-    fn ensure_mac(&mut self, at: &Location) -> Result<()> {
+    fn ensure_mac(&mut self, at: &Location, options: &ReadOptions) -> Result<()> {
         if self.mac.is_some() {
             return Ok(());
         }
@@ -975,7 +981,7 @@ impl Crypto {
             at: at.clone(),
         })?;
         let mac_key = match &self.mac_key_encrypted {
-            None => None,
+            None => options.mac_key.clone(),
             Some((mac_cipher, value)) => {
                 let mac_at = Location::element("MACMethod/MACKey");
                 let cipher_uri = mac_cipher.as_deref().or(self.algorithm.as_deref());

@@ -446,3 +446,31 @@ fn freeipa_files_are_rejected() {
 fn hex(text: &str) -> Vec<u8> {
     ::hex::decode(text).unwrap()
 }
+
+#[test]
+fn mac_key_reference_uses_the_out_of_band_mac_key() {
+    // Figure 6 with its MACKey replaced by a MACKeyReference: the MAC key
+    // (1122…9900, from the README) is supplied by the caller.
+    let text = String::from_utf8(corpus("python-pskc/rfc6030/figure6.pskcxml")).unwrap();
+    let start = text.find("<MACKey>").unwrap();
+    let end = text.find("</MACKey>").unwrap() + "</MACKey>".len();
+    let text = format!(
+        "{}<MACKeyReference>MAC key 1</MACKeyReference>{}",
+        &text[..start],
+        &text[end..]
+    );
+    let mac_key = Secret::from_hex("1122334455667788990011223344556677889900").unwrap();
+    let options = ReadOptions {
+        mac_key: Some(mac_key),
+        ..key(PSK_F6)
+    };
+    let c = parse(text.as_bytes(), &options).unwrap();
+    assert_eq!(c.mac_key_reference.as_deref(), Some("MAC key 1"));
+    assert_eq!(first_secret(&c), ASCII_20);
+    let wrong = ReadOptions {
+        mac_key: Some(Secret::from_slice(b"other")),
+        ..key(PSK_F6)
+    };
+    let err = parse(text.as_bytes(), &wrong).unwrap_err();
+    assert!(matches!(err, Error::MacMismatch { .. }), "{err}");
+}
