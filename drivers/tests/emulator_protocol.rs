@@ -232,3 +232,50 @@ fn yubikey_access_code_is_checked_byte_for_byte() {
     // Last slot deleted: sequence drops to 0 with no valid slot.
     assert_eq!((status.pgm_seq, status.touch_level), (0, 0));
 }
+
+/// Random reports (right and wrong sizes) never panic the emulators, and a well-formed
+/// status request still gets its answer afterwards.
+#[test]
+fn random_reports_leave_the_emulators_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    for family in [
+        Family::Yubikey,
+        Family::NitrokeyPro,
+        Family::NitrokeyStorage,
+    ] {
+        let mut t = device(dir.path(), family, None);
+        for round in 0..400usize {
+            let mut report = vec![0u8; [9, 65, 1, 70][round % 4]];
+            rand::fill(&mut report[..]);
+            if round % 3 == 0 {
+                // Mostly valid framing: report ID 0, a known command or flags byte.
+                report[0] = 0;
+            }
+            let _ = t.send_feature_report(&report);
+            // Well-formed reports with a valid CRC but random command and payload.
+            let mut payload = [0u8; 64];
+            rand::fill(&mut payload[..]);
+            if family == Family::Yubikey {
+                let commands = [0x01, 0x03, 0x04, 0x06, 0x10, 0x13, 0x30, 0x38, payload[0]];
+                let frame = Frame::new(commands[round % commands.len()], &payload);
+                yk_send(&mut t, &reports(&frame));
+            } else {
+                let command =
+                    [0x00, 0x01, 0x03, 0x04, 0x06, 0x07, 0x08, 0x0b, 0x17, 0x2e][round % 10];
+                let _ = t.send_feature_report(Request::new(command, &payload[..59]).as_bytes());
+            }
+            let mut buf = vec![0u8; [9, 65][round % 2]];
+            let _ = t.get_feature_report(&mut buf);
+        }
+        if family == Family::Yubikey {
+            yk_send(&mut t, &[[0, 0, 0, 0, 0, 0, 0, 0x8f]]);
+            // Random frames may have run commands; the status still answers.
+            let (report, status) = yk_status(&mut t);
+            assert_eq!(status.version, (5, 4, 3), "{report:?}");
+        } else {
+            let status = Request::new(command::GET_STATUS, &[]);
+            let response = nk_exchange(&mut t, status.as_bytes());
+            assert_eq!(response.last_command_crc, status.crc());
+        }
+    }
+}

@@ -8,6 +8,8 @@ const SHIFT: u8 = 0x02;
 const ENTER: u8 = 0x28;
 /// Usage ID of Tab.
 const TAB: u8 = 0x2b;
+/// Longest line kept.
+const MAX_LINE: usize = 64;
 
 /// Usage ID of a character on the main block (digits, lowercase letters) or, with
 /// `keypad`, of a digit on the numeric keypad.
@@ -84,6 +86,9 @@ impl LineDecoder {
                     self.pressed = keys.clone();
                     return Some(std::mem::take(&mut self.line));
                 }
+                // An OTP line is at most 32 (token id) + 8 characters; anything longer is
+                // not an OTP, so start over rather than grow without bound.
+                Some(_) if self.line.len() >= MAX_LINE => self.line.clear(),
                 Some(c) => self.line.push(c),
                 None => {}
             }
@@ -114,6 +119,15 @@ mod tests {
             }
             assert_eq!(got.as_deref(), Some("cccc0123456789"));
         }
+    }
+
+    #[test]
+    fn endless_typing_without_enter_stays_bounded() {
+        let mut decoder = LineDecoder::default();
+        for report in encode(&"7".repeat(1000), false) {
+            assert!(decoder.feed(&report).is_none());
+        }
+        assert!(decoder.partial().len() <= MAX_LINE);
     }
 
     #[test]

@@ -251,6 +251,10 @@ impl YubiKey {
             let flags = report[7];
             if flags & RESP_PENDING_FLAG != 0 {
                 if flags & SEQUENCE_MASK == seq {
+                    // A response fits one 70-byte frame: ten chunks at most.
+                    if seq >= 10 {
+                        return Err(self.protocol(operation, "response longer than a frame"));
+                    }
                     data.extend_from_slice(&report[..7]);
                     seq += 1;
                     continue;
