@@ -151,3 +151,55 @@ impl Drop for PrivacyIdea {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a tests/oracles script with the python of python-pskc's venv (scripts/setup.sh) and
+/// parses its JSON answer.
+pub fn oracle(script: &str, args: &[&str]) -> Value {
+    let python = venv("KEYPROV_VENV", ".cache/keyprov/venv").join("bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/setup.sh",
+        python.display()
+    );
+    let path = workspace().join("tests/oracles").join(script);
+    let out = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run oracle");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// RFC 4226 OTP computed by oathtool for a secret given as hex (or base32 with `base32`).
+pub fn oathtool_hotp(secret: &str, base32: bool, counter: u64, digits: u32) -> String {
+    let mut cmd = Command::new("oathtool");
+    cmd.args([
+        "--hotp",
+        "-d",
+        &digits.to_string(),
+        "-c",
+        &counter.to_string(),
+    ]);
+    if base32 {
+        cmd.arg("-b");
+    }
+    let out = cmd
+        .arg(secret)
+        .output()
+        .expect("oathtool missing: run scripts/setup.sh");
+    assert!(
+        out.status.success(),
+        "oathtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("ascii")
+        .trim()
+        .to_string()
+}

@@ -335,12 +335,13 @@ fn shape_identity(
 
 /// An OATH token identifier for LinOTP: the serial itself when it already is one, else a
 /// two-letter vendor prefix (`UB` Yubico, `NK` Nitrokey, else the manufacturer's first two
-/// letters), `OH`/`OT` for OATH HOTP/TOTP, and the decimal serial padded to 8 digits.
+/// letters), `OH`/`OT` for OATH HOTP/TOTP, and the serial — up to 8 decimal (YubiKey) or hex
+/// (Nitrokey) digits — padded to 8 with zeros.
 pub fn oath_serial(serial: &str, manufacturer: Option<&str>, key: &Key) -> Option<String> {
     if rules::is_oath_serial(serial) {
         return Some(serial.to_string());
     }
-    if serial.is_empty() || serial.len() > 8 || !serial.bytes().all(|b| b.is_ascii_digit()) {
+    if serial.is_empty() || serial.len() > 8 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let vendor = manufacturer.map(vendor_prefix)?;

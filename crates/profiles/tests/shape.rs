@@ -128,6 +128,7 @@ fn linotp_gets_oath_serials() {
         package("1234567", "Yubico", vec![key("y", HOTP, None, 6)]),
         package("42", "Nitrokey", vec![key("n", TOTP, Some("sha256"), 6)]),
         package("FTKA0000abcd", "Feitian", vec![key("f", HOTP, None, 6)]),
+        package("00A00001", "Nitrokey", vec![key("h", HOTP, None, 8)]),
     ]);
     let shaped = shape(Target::LinOtp, &batch).unwrap();
     let serials: Vec<_> = shaped
@@ -136,8 +137,16 @@ fn linotp_gets_oath_serials() {
         .iter()
         .map(|p| p.device_info.serial_no.clone().unwrap())
         .collect();
-    assert_eq!(serials, ["UBOH01234567", "NKOT00000042", "FTKA0000abcd"]);
-    assert_eq!(shaped.renamed_serials.len(), 2);
+    assert_eq!(
+        serials,
+        [
+            "UBOH01234567",
+            "NKOT00000042",
+            "FTKA0000abcd",
+            "NKOH00A00001"
+        ]
+    );
+    assert_eq!(shaped.renamed_serials.len(), 3);
 
     let bad = container(vec![package(
         "SN-9",
