@@ -337,6 +337,8 @@ pub(crate) trait Pull {
     fn position(&self) -> u64;
     /// Namespace declarations in scope (`xmlns…`, URI), for `<Extensions>` fragments.
     fn scope(&self) -> Vec<(String, String)>;
+    /// Starts a new section: the raw-input budget (if any) is refilled.
+    fn new_section(&mut self) {}
 }
 
 impl<R: BufRead> Pull for NsReader<R> {
@@ -362,11 +364,60 @@ impl<R: BufRead> Pull for NsReader<R> {
 
 /// A plain quick-xml reader plus the namespace declarations of the root element.
 pub(crate) struct Plain<R> {
-    pub reader: quick_xml::Reader<R>,
+    pub reader: quick_xml::Reader<Capped<R>>,
     pub root_scope: Vec<(String, String)>,
 }
 
+/// Caps the raw input one section may span, so that a single huge text or tag cannot make
+/// quick-xml's event buffer grow without bound (quick-xml reads a whole event at once).
+pub(crate) struct Capped<R> {
+    inner: R,
+    limit: usize,
+    remaining: usize,
+}
+
+impl<R> Capped<R> {
+    pub fn new(inner: R, limit: usize) -> Self {
+        Capped {
+            inner,
+            limit,
+            remaining: limit,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.remaining = self.remaining.saturating_sub(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Capped<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.remaining == 0 {
+            let message = format!(
+                "one document section exceeds the limit of {} bytes",
+                self.limit
+            );
+            return Err(std::io::Error::other(message));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.remaining = self.remaining.saturating_sub(amount);
+        self.inner.consume(amount);
+    }
+}
+
 impl<R: BufRead> Pull for Plain<R> {
+    fn new_section(&mut self) {
+        let capped = self.reader.get_mut();
+        capped.remaining = capped.limit;
+    }
+
     fn pull<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<Event<'b>> {
         self.reader.read_event_into(buf)
     }
@@ -427,6 +478,7 @@ impl<'a, P: Pull> Source<'a, P> {
 
     /// Skips text, comments and processing instructions; returns the next structural event.
     pub fn next_structural(&mut self) -> Result<Next> {
+        self.reader.new_section();
         loop {
             self.buf.clear();
             let event = match self.reader.pull(self.buf) {

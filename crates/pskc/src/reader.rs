@@ -99,7 +99,8 @@ pub struct Reader<R> {
 impl<R: BufRead> Reader<R> {
     /// Reads up to the first `KeyPackage`: root, version, encryption and MAC set-up.
     pub fn new(input: R, options: ReadOptions) -> Result<Self> {
-        let mut reader = quick_xml::Reader::from_reader(input);
+        let capped = crate::dom::Capped::new(input, options.limits.max_section);
+        let mut reader = quick_xml::Reader::from_reader(capped);
         reader.config_mut().check_end_names = true;
         let mut xml = Plain {
             reader,

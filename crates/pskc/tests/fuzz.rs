@@ -158,3 +158,17 @@ fn billion_laughs_and_deep_nesting_are_refused() {
         "<KeyContainer Version=\"1.0\"><KeyPackage><Key Id=\"&x;\"/></KeyPackage></KeyContainer>";
     assert!(parse(undefined.as_bytes(), &ReadOptions::default()).is_err());
 }
+
+#[test]
+fn a_huge_value_is_refused_without_buffering_it_whole() {
+    let huge = "A".repeat(8 << 20);
+    let xml = format!(
+        "<KeyContainer Version=\"1.0\"><KeyPackage><Key Id=\"1\"><Data><Secret>\
+         <PlainValue>{huge}</PlainValue></Secret></Data></Key></KeyPackage></KeyContainer>"
+    );
+    let err = parse(xml.as_bytes(), &ReadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+    let tag = format!("<KeyContainer Version=\"1.0\"><KeyPackage a=\"{huge}\"/></KeyContainer>");
+    let err = parse(tag.as_bytes(), &ReadOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
+}
