@@ -810,7 +810,7 @@ impl Crypto {
             let cipher = self.algorithm.as_deref().and_then(Cipher::from_uri);
             let length = derivation
                 .key_length
-                .or_else(|| cipher.map(|c| c.key_lengths()[0]));
+                .or_else(|| cipher.and_then(|c| c.key_lengths().first().copied()));
             if let Some(length) = length {
                 self.key = Some(derive(derivation, password, length)?);
             }
@@ -835,7 +835,10 @@ impl Crypto {
             return Ok(true);
         }
         if let (Some(password), Some(derivation)) = (&options.password, &self.derivation) {
-            self.key = Some(derive(derivation, password, cipher.key_lengths()[0])?);
+            let length = derivation
+                .key_length
+                .or(cipher.key_lengths().first().copied());
+            self.key = Some(derive(derivation, password, length.unwrap_or(16))?);
             return Ok(true);
         }
         if options.password.is_some() && self.derivation.is_none() {

@@ -172,3 +172,20 @@ fn a_huge_value_is_refused_without_buffering_it_whole() {
     let err = parse(tag.as_bytes(), &ReadOptions::default()).unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
 }
+
+#[test]
+fn rsa_container_algorithm_with_a_password_is_an_error_not_a_panic() {
+    // Regression: the PBKDF2 key length was taken from the cipher's first key length,
+    // which RSA algorithms do not have.
+    let xml = r#"<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc">
+      <EncryptionKey Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-1_5"><DerivedKey>
+        <KeyDerivationMethod Algorithm="http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5v2-0#pbkdf2">
+          <PBKDF2-params><Salt><Specified>Ej7/PEpyEpw=</Specified></Salt>
+          <IterationCount>10</IterationCount></PBKDF2-params>
+        </KeyDerivationMethod></DerivedKey></EncryptionKey>
+      <KeyPackage><Key Id="1"><Data><Secret><EncryptedValue><CipherData>
+        <CipherValue>AAAA</CipherValue></CipherData></EncryptedValue></Secret></Data></Key>
+      </KeyPackage></KeyContainer>"#;
+    let options = ReadOptions::with_password(Secret::from_slice(b"pw"));
+    assert!(parse(xml.as_bytes(), &options).is_err());
+}
