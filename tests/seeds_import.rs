@@ -324,3 +324,23 @@ fn an_imported_batch_exports_again() {
     registered.sort();
     assert_eq!(exported, registered);
 }
+
+#[test]
+fn expired_keys_are_registered_and_reported() {
+    // RFC 6030 figure 10: four keys whose policies ended in 2006 (key 3 and 4 share a serial).
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path());
+    let file = corpus("python-pskc/rfc6030/figure10.pskcxml");
+    let report = import_json(&[&file, "--db", db.to_str().unwrap()]);
+    let serials: Vec<&str> = report["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, ["654321", "123456", "9999999", "9999999"]);
+    let expired = report["expired"].as_array().unwrap();
+    assert_eq!(expired.len(), 4, "{report}");
+    assert_eq!(expired[2]["key"], "key 3 (serial 9999999)");
+    assert_eq!(expired[2]["expired"], "2006-03-31T00:00:00Z");
+}

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use keyprov_profiles::{ImportReport, ImportSource, Registered, register, seed_tokens};
+use keyprov_profiles::{ImportReport, ImportSource, Registered, SeedFile, register, seed_tokens};
 use keyprov_pskc::{ReadOptions, Secret};
 use keyprov_store::Store;
 use serde_json::json;
@@ -81,15 +81,38 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
     let report =
         register(&store, &seeds, &batch, &source).with_context(|| format!("importing {shown}"))?;
 
+    let expired = expired(&seeds);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report_json(&source, &report))?
-        );
+        let mut json = report_json(&source, &report);
+        json["expired"] = expired
+            .iter()
+            .map(|(key, at)| json!({"key": key, "expired": at}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print_report(&report);
+        for (key, at) in &expired {
+            println!("  note: {key}: its policy expired on {at}");
+        }
     }
     Ok(())
+}
+
+/// Keys whose `Policy/ExpiryDate` has passed (the store keeps no validity dates, so the
+/// operator is told here): (`key <id> (serial <serial>)`, RFC 3339 date).
+fn expired(seeds: &SeedFile) -> Vec<(String, String)> {
+    let now = time::OffsetDateTime::now_utc();
+    seeds
+        .tokens
+        .iter()
+        .filter_map(|t| t.expires.filter(|at| *at < now).map(|at| (t, at)))
+        .map(|(t, at)| {
+            let when = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| at.to_string());
+            (format!("key {} (serial {})", t.key_id, t.serial), when)
+        })
+        .collect()
 }
 
 /// The key material the options name, read without copying it into unprotected buffers.
