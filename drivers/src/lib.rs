@@ -15,6 +15,8 @@
 //! Secrets (keys, PINs, access codes) travel in [`secret`] types that wipe themselves and
 //! print redacted; nothing here logs them.
 
+#![warn(missing_docs)]
+
 pub mod crc;
 pub mod discovery;
 pub mod emulator;
