@@ -84,14 +84,6 @@ pub enum SeedError {
         /// `secret`, `algorithm` … (never the values).
         what: String,
     },
-    /// A key's parameters are outside what the station can store or use.
-    #[error("{subject}: {reason}")]
-    Unusable {
-        /// The key.
-        subject: String,
-        /// What is wrong.
-        reason: String,
-    },
 }
 
 fn skipped_note(skipped: &[Refusal]) -> String {

@@ -47,7 +47,7 @@ pub fn protection(target: Target, request: ProtectionRequest) -> Result<Protecti
         ProtectionRequest::Plain => Ok(Protection::Plain),
         ProtectionRequest::PreSharedKey(key) => {
             if !rules.psk_lengths.contains(&key.len()) {
-                let bits: Vec<String> = rules
+                let lengths: Vec<String> = rules
                     .psk_lengths
                     .iter()
                     .map(|n| format!("{} hex digits", n * 2))
@@ -55,7 +55,7 @@ pub fn protection(target: Target, request: ProtectionRequest) -> Result<Protecti
                 return Err(refuse(format!(
                     "a pre-shared key of {} hex digits; it takes {}",
                     key.len() * 2,
-                    bits.join(" or ")
+                    lengths.join(" or ")
                 )));
             }
             Ok(Protection::PreSharedKey {
