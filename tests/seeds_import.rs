@@ -344,3 +344,76 @@ fn expired_keys_are_registered_and_reported() {
     assert_eq!(expired[2]["key"], "key 3 (serial 9999999)");
     assert_eq!(expired[2]["expired"], "2006-03-31T00:00:00Z");
 }
+
+#[test]
+fn private_key_protection() {
+    // RSA key transport (RFC 6030 §6.3) to a key pair made by OpenSSL for this test.
+    let dir = tempfile::tempdir().unwrap();
+    let private = dir.path().join("key.pem");
+    let public = dir.path().join("pub.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (private_arg, public_arg) = (private.to_str().unwrap(), public.to_str().unwrap());
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        private_arg,
+    ]);
+    openssl(&["pkey", "-in", private_arg, "-pubout", "-out", public_arg]);
+
+    let mut container = KeyContainer::new();
+    container.key_packages.push(KeyPackage {
+        device_info: DeviceInfo {
+            serial_no: Some("RSA-1".into()),
+            ..DeviceInfo::default()
+        },
+        keys: vec![Key {
+            id: Some("rsa-key".into()),
+            algorithm: Some(HOTP.into()),
+            data: KeyData {
+                secret: Some(Secret::from_slice(b"transported seed 123")),
+                counter: Some(42),
+                ..KeyData::default()
+            },
+            ..Key::default()
+        }],
+        ..KeyPackage::default()
+    });
+    let key =
+        keyprov_pskc::RsaPublicKey::from_pem(&std::fs::read_to_string(&public).unwrap()).unwrap();
+    let protection = Protection::PublicKey {
+        key,
+        cipher: keyprov_pskc::Cipher::RsaOaepMgf1p,
+    };
+    let file = dir.path().join("rsa.pskcxml");
+    std::fs::write(&file, keyprov_pskc::write(&container, &protection).unwrap()).unwrap();
+
+    let db = db_in(dir.path());
+    let report = import_json(&[
+        file.to_str().unwrap(),
+        "--private-key",
+        private_arg,
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(report["added"][0]["counter"], 42, "{report}");
+    let expected = (
+        "RSA-1".to_string(),
+        "rsa-key".to_string(),
+        hex::encode(b"transported seed 123"),
+    );
+    assert_eq!(seeds(&db), vec![expected]);
+}
