@@ -33,7 +33,7 @@ if [ "$gui" = 1 ]; then
   step "ui: unit tests (vitest)"
   (cd ui && npm test --silent)
   step "src-tauri: clippy, command tests and end-to-end test under Xvfb"
-  cargo clippy --locked -p keyprov-station --all-targets -- -D warnings
+  cargo clippy --locked -p keyprov-station --no-deps --all-targets -- -D warnings
   xvfb-run -a --server-args="-screen 0 1280x800x24" cargo test --locked -p keyprov-station
 fi
 step "all tests passed"

@@ -1,0 +1,223 @@
+// The station window: a sidebar of screens, the live device list, and the batch run, which
+// lives here so that it keeps streaming while the operator looks at another screen.
+
+import { useEffect, useState } from "preact/hooks";
+import {
+  type BatchRequest,
+  type CommandError,
+  type DeviceEvent,
+  type DeviceInfo,
+  type ExportRecord,
+  type ExportRequest,
+  type Settings,
+  type SettingsView,
+  api,
+  asCommandError,
+} from "./api";
+import {
+  type RunState,
+  applyProgress,
+  failRun,
+  finishRun,
+  markRetrying,
+  startRun,
+} from "./run-state";
+import { Devices } from "./screens/devices";
+import { History } from "./screens/history";
+import { NewBatch } from "./screens/new-batch";
+import { Run } from "./screens/run";
+import { SettingsScreen } from "./screens/settings";
+
+export type Screen = "devices" | "new-batch" | "run" | "history" | "settings";
+
+const SCREENS: [Screen, string][] = [
+  ["devices", "Devices"],
+  ["new-batch", "New batch"],
+  ["run", "Run"],
+  ["history", "History"],
+  ["settings", "Settings"],
+];
+
+/** Applies a hotplug event to the device list. */
+export function applyDeviceEvent(list: DeviceInfo[], e: DeviceEvent): DeviceInfo[] {
+  const same = (d: DeviceInfo) => d.serial === e.device.serial && d.family === e.device.family;
+  const rest = list.filter((d) => !same(d));
+  return e.event === "arrived" ? [...rest, e.device] : rest;
+}
+
+export function App(props: { initialScreen?: Screen }) {
+  const [screen, setScreen] = useState<Screen>(props.initialScreen ?? "devices");
+  const [settings, setSettings] = useState<SettingsView | null>(null);
+  const [devices, setDevices] = useState<DeviceInfo[] | null>(null);
+  const [run, setRun] = useState<RunState | null>(null);
+  const [runExports, setRunExports] = useState<ExportRecord[]>([]);
+  const [historyKey, setHistoryKey] = useState(0);
+  const [error, setError] = useState<CommandError | null>(null);
+
+  const report = (e: unknown) => setError(asCommandError(e));
+
+  const loadDevices = () => api.devices().then(setDevices, report);
+
+  useEffect(() => {
+    api.settingsGet().then(setSettings, report);
+    loadDevices();
+    api
+      .watchDevices((e) => setDevices((list) => applyDeviceEvent(list ?? [], e)))
+      .catch(report);
+  }, []);
+
+  const saveSettings = async (next: Settings, passphrase: string | null) => {
+    try {
+      setSettings(await api.settingsSet(next, passphrase));
+      setError(null);
+      loadDevices();
+      setHistoryKey((k) => k + 1);
+      return true;
+    } catch (e) {
+      report(e);
+      return false;
+    }
+  };
+
+  const setDemo = (on: boolean) => {
+    if (settings) saveSettings({ ...settings.settings, demo: on }, null);
+  };
+
+  const attach = async (model: string, count: number) => {
+    try {
+      const added = await api.attachEmulated(model, count);
+      // The watcher reports them too; merging by serial keeps the list free of duplicates.
+      setDevices((list) =>
+        added.reduce((l, device) => applyDeviceEvent(l, { event: "arrived", device }), list ?? []),
+      );
+    } catch (e) {
+      report(e);
+    }
+  };
+
+  const startBatch = async (request: BatchRequest) => {
+    setRun(startRun(request));
+    setRunExports([]);
+    setScreen("run");
+    try {
+      const summary = await api.provision(request, (e) => setRun((r) => r && applyProgress(r, e)));
+      setRun((r) => r && finishRun(r, summary));
+      setRunExports(summary.exports);
+    } catch (e) {
+      setRun((r) => r && failRun(r, asCommandError(e)));
+      if (asCommandError(e).code !== "cancelled") report(e);
+    } finally {
+      setHistoryKey((k) => k + 1);
+    }
+  };
+
+  const cancel = async () => {
+    setRun((r) => r && { ...r, cancelling: true });
+    try {
+      await api.cancelRun();
+    } catch (e) {
+      report(e);
+    }
+  };
+
+  const retry = async (serial: string) => {
+    if (!run) return;
+    setRun((r) => r && markRetrying(r, serial, true));
+    try {
+      await api.reissue(serial, run.request.mode, null, (e) =>
+        setRun((r) => r && applyProgress(markRetrying(r, serial, true), e)),
+      );
+    } catch (e) {
+      report(e);
+    } finally {
+      setRun((r) => r && markRetrying(r, serial, false));
+      setHistoryKey((k) => k + 1);
+    }
+  };
+
+  const exportRun = async (request: ExportRequest) => {
+    if (run?.batchId == null) return;
+    try {
+      const record = await api.exportBatch(String(run.batchId), request);
+      setRunExports((list) => [...list, record]);
+      setHistoryKey((k) => k + 1);
+    } catch (e) {
+      report(e);
+    }
+  };
+
+  const running = run?.status === "running";
+  const busy = new Set(running ? run!.rows.map((r) => r.serial) : []);
+
+  return (
+    <div class="shell">
+      <nav class="screens">
+        <h1>KeyProv Station</h1>
+        {SCREENS.map(([id, label]) => (
+          <button
+            id={`nav-${id}`}
+            key={id}
+            class={screen === id ? "active" : ""}
+            onClick={() => setScreen(id)}
+          >
+            {label}
+            {id === "devices" && devices && <span class="badge">{devices.length}</span>}
+            {id === "run" && running && <span class="badge">{run!.finished}/{run!.total}</span>}
+          </button>
+        ))}
+      </nav>
+      <main>
+        {screen === "devices" && (
+          <Devices
+            devices={devices}
+            busySerials={busy}
+            demo={settings?.settings.demo ?? false}
+            onDemoChange={setDemo}
+            onAttach={attach}
+          />
+        )}
+        {screen === "new-batch" && (
+          <NewBatch
+            deviceCount={devices?.length ?? 0}
+            serverUrl={settings?.settings.server_url ?? null}
+            running={running}
+            onStart={startBatch}
+          />
+        )}
+        {screen === "run" && (
+          <Run
+            run={run}
+            exports={runExports}
+            onCancel={cancel}
+            onRetry={retry}
+            onExport={exportRun}
+          />
+        )}
+        {screen === "history" && (
+          <History
+            serverUrl={settings?.settings.server_url ?? null}
+            refreshKey={historyKey}
+            onError={setError}
+          />
+        )}
+        {screen === "settings" && <SettingsScreen view={settings} onSave={saveSettings} />}
+      </main>
+      {error && (
+        <div class="toast" role="alert" id="error-toast">
+          <div class="code">{error.code}</div>
+          <div>{error.message}</div>
+          <div class="row">
+            {(error.code === "passphrase_required" || error.code === "wrong_passphrase") && (
+              <button class="secondary" onClick={() => setScreen("settings")}>
+                Open Settings
+              </button>
+            )}
+            <button class="secondary" id="dismiss-error" onClick={() => setError(null)}>
+              Dismiss
+            </button>
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}
