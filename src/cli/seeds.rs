@@ -58,10 +58,10 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
     }
 }
 
-fn import(args: ImportArgs) -> anyhow::Result<()> {
+fn import(mut args: ImportArgs) -> anyhow::Result<()> {
     let shown = args.file.display().to_string();
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {shown}"))?;
-    let options = read_options(&args)?;
+    let options = read_options(&mut args)?;
     let container =
         keyprov_pskc::parse(&bytes, &options).with_context(|| format!("reading {shown}"))?;
     let seeds = seed_tokens(&container).with_context(|| format!("importing {shown}"))?;
@@ -116,14 +116,15 @@ fn expired(seeds: &SeedFile) -> Vec<(String, String)> {
 }
 
 /// The key material the options name, read without copying it into unprotected buffers.
-fn read_options(args: &ImportArgs) -> anyhow::Result<ReadOptions> {
-    if let Some(password) = &args.password {
+fn read_options(args: &mut ImportArgs) -> anyhow::Result<ReadOptions> {
+    // The command-line copies are wiped once the options hold their own.
+    if let Some(password) = args.password.take().map(Zeroizing::new) {
         return Ok(ReadOptions::with_password(Secret::from_slice(
             password.as_bytes(),
         )));
     }
-    if let Some(hex) = &args.key {
-        let key = Secret::from_hex(hex).context("--key is not hexadecimal")?;
+    if let Some(hex) = args.key.take().map(Zeroizing::new) {
+        let key = Secret::from_hex(&hex).context("--key is not hexadecimal")?;
         return Ok(ReadOptions::with_key(key));
     }
     if let Some(path) = &args.key_file {
