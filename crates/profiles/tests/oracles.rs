@@ -215,3 +215,38 @@ fn linotp_skips_device_serials_that_its_profile_rewrites() {
         ("50001".to_string(), "UBOH00050001".to_string())
     );
 }
+
+#[test]
+fn every_profiled_file_stays_readable_by_python_pskc() {
+    // The shaping must not leave RFC 6030: the reference implementation reads every target's
+    // file (password and pre-shared key) back to the same seeds.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = batch(70_000);
+    for target in Target::ALL {
+        let requests = [
+            (
+                ProtectionRequest::Password(Secret::from_slice(b"python-pskc pw")),
+                "--password",
+                "python-pskc pw",
+            ),
+            (
+                ProtectionRequest::PreSharedKey(psk16()),
+                "--key",
+                "000102030405060708090a0b0c0d0e0f",
+            ),
+        ];
+        for (request, flag, value) in requests {
+            let file = export(dir.path(), "any.xml", target, &tokens, request);
+            let answer = oracle("pskc_tokens.py", &[&file, flag, value]);
+            assert_eq!(answer["ok"], true, "{target}: {answer}");
+            let seeds: Vec<&str> = answer["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["secret"].as_str().unwrap())
+                .collect();
+            let want: Vec<String> = tokens.iter().map(|t| hex_of(&t.secret)).collect();
+            assert_eq!(seeds, want, "{target} {flag}");
+        }
+    }
+}
