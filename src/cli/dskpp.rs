@@ -308,6 +308,7 @@ fn issue(db: &Path, r: &IssueRequest) -> Result<()> {
             version: Some(uri::VERSION.into()),
             device_id: None,
             key_id: None,
+            token_platform: None,
             auth: AuthenticationData {
                 client_id: Some(client_id),
                 ..Default::default()

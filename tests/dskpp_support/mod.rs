@@ -24,9 +24,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `keyprov serve --listen <listen> --db <db>` and waits for its "listening on" line.
     pub fn start(db: &Path, listen: &str) -> ServerProcess {
+        ServerProcess::start_with(db, listen, &[])
+    }
+
+    /// Like [`start`](Self::start) with extra `keyprov serve` arguments (TLS files…).
+    pub fn start_with(db: &Path, listen: &str, extra: &[&str]) -> ServerProcess {
         let mut child = Command::new(KEYPROV)
             .args(["serve", "--listen", listen, "--db"])
             .arg(db)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -187,7 +193,18 @@ impl Http {
 
 impl Transport for Http {
     fn exchange(&mut self, request: &[u8]) -> Result<Exchange, TransportError> {
-        let (http_status, body) = self.post(request.to_vec(), "application/dskpp+xml");
+        let r = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "application/dskpp+xml")
+            .body(request.to_vec())
+            .send()
+            .map_err(|e| TransportError(e.to_string()))?;
+        let http_status = r.status().as_u16();
+        let body = r
+            .bytes()
+            .map_err(|e| TransportError(e.to_string()))?
+            .to_vec();
         Ok(Exchange { http_status, body })
     }
 }

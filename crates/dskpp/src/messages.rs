@@ -244,6 +244,8 @@ pub struct Trigger {
     pub device_id: Option<Element>,
     /// `KeyID` (a renewal names the key it replaces).
     pub key_id: Option<Vec<u8>>,
+    /// `TokenPlatformInfo` (KeyLocation / AlgorithmLocation attributes), kept as is.
+    pub token_platform: Option<Element>,
     /// `AuthenticationData`.
     pub auth: AuthenticationData,
     /// `ServerUrl`.
@@ -675,6 +677,7 @@ fn read_trigger(el: &Element) -> Result<Trigger, MessageError> {
         version: el.attr("Version").map(str::to_string),
         device_id: init.child(DSKPP_NS, "DeviceIdentifierData").cloned(),
         key_id: opt_b64(init, "KeyID")?,
+        token_platform: init.child(DSKPP_NS, "TokenPlatformInfo").cloned(),
         auth: read_auth(auth)?,
         server_url: opt_uri(init, "ServerUrl"),
     })
@@ -687,6 +690,9 @@ fn write_trigger(t: &Trigger) -> Element {
     }
     if let Some(k) = &t.key_id {
         init.push(b64_el("KeyID", k));
+    }
+    if let Some(p) = &t.token_platform {
+        init.push(p.clone());
     }
     init.push(write_auth(&t.auth));
     if let Some(u) = &t.server_url {

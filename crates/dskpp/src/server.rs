@@ -139,6 +139,7 @@ pub struct Server {
     k_server: rsa::PrivateKey,
     modulus: Vec<u8>,
     attempts: Mutex<HashMap<String, (i64, u32)>>,
+    hellos: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Server {
@@ -170,6 +171,7 @@ impl Server {
             k_server,
             modulus,
             attempts: Mutex::new(HashMap::new()),
+            hellos: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -309,10 +311,16 @@ impl Server {
                 }
             }
             if let (false, Some(kpml)) = (four, &variants.two_pass) {
+                let known = kpml.iter().any(|k| !kpm_ciphers(&k.method).is_empty());
                 match two_pass_choice(hello, kpml, shared.as_ref()) {
-                    Ok(choice) => {
+                    Ok(choice) if client_id.is_some() => {
                         return self.two_pass(bytes, hello, key_type, prf, &choice, shared, echo);
                     }
+                    // 2-pass cannot run without the AD (§5.2.1).
+                    _ if client_id.is_none() && known => {
+                        refusal = Status::AuthenticationDataMissing;
+                    }
+                    Ok(_) => {}
                     Err(status) => {
                         if refusal == Status::NoProtocolVariants {
                             refusal = status;
@@ -378,6 +386,14 @@ impl Server {
                 rsa: Some((self.modulus.clone(), self.k_server.e_bytes().to_vec())),
             },
         };
+        // Now and then, end the sessions whose clients never came back.
+        if self
+            .hellos
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(1024)
+        {
+            self.store.purge_sessions(now() - self.config.session_ttl)?;
+        }
         let session_id = hex::encode(crate::random::bytes(16));
         let message = Message::ServerHello(ServerHello {
             version: uri::VERSION.into(),

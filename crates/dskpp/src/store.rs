@@ -206,6 +206,8 @@ pub trait Store: Send + Sync {
     fn session(&self, id: &str) -> Result<SessionLookup, StoreError>;
     /// Ends a failed session: its state is erased, its id kept as used.
     fn end_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Ends every session created before `created_before` (abandoned runs).
+    fn purge_sessions(&self, created_before: i64) -> Result<usize, StoreError>;
     /// Whether R_C (by digest) was already used.
     fn nonce_seen(&self, digest: &[u8; 32]) -> Result<bool, StoreError>;
     /// Atomically records a successful run; refuses replays.
@@ -490,6 +492,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn purge_sessions(&self, created_before: i64) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO dskpp_used_session (id, ended)
+             SELECT id, ?2 FROM dskpp_session WHERE created < ?1",
+            params![created_before, now()],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM dskpp_session WHERE created < ?1",
+            [created_before],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
     fn nonce_seen(&self, digest: &[u8; 32]) -> Result<bool, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT 1 FROM dskpp_nonce WHERE digest = ?1")?;
@@ -682,6 +700,29 @@ mod tests {
             s.issued_key("k1").unwrap().unwrap().secret.expose(),
             &[1; 20]
         );
+    }
+
+    #[test]
+    fn abandoned_sessions_are_purged_and_stay_used() {
+        let (_dir, s) = store();
+        let session = Session {
+            id: "s1".into(),
+            created: 100,
+            client_id: None,
+            prf: Prf::Sha256,
+            key_type: KeyType::Hotp,
+            encryption: crate::uri::RSA_OAEP.into(),
+            nonce_key: NonceKey::Server,
+            r_s: vec![1; 16],
+            renew_key_id: None,
+            client_hello: b"<a/>".to_vec(),
+            server_hello: b"<b/>".to_vec(),
+        };
+        s.put_session(&session).unwrap();
+        assert!(matches!(s.session("s1").unwrap(), SessionLookup::Active(_)));
+        assert_eq!(s.purge_sessions(50).unwrap(), 0);
+        assert_eq!(s.purge_sessions(101).unwrap(), 1);
+        assert!(matches!(s.session("s1").unwrap(), SessionLookup::Used));
     }
 
     #[test]

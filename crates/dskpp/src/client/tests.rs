@@ -274,3 +274,80 @@ fn client_refuses_a_tampered_server_mac() {
     let err = provision(&c, &mut Tamper(LocalTransport { server: &f.server })).unwrap_err();
     assert!(matches!(err, ClientError::Mac("key confirmation")), "{err}");
 }
+
+#[test]
+fn server_http_status_mapping() {
+    let f = fixture();
+    let status = |body: &[u8]| {
+        let r = f.server.handle(body);
+        let s = match Message::parse(&r.body).unwrap() {
+            Message::ServerFinished(sf) => sf.status,
+            Message::ServerHello(sh) => sh.status,
+            other => panic!("{other:?}"),
+        };
+        (r.http_status, s)
+    };
+    assert_eq!(
+        status(b"\xff\xfe<a/>"),
+        (400, Status::MalformedRequest),
+        "not UTF-8"
+    );
+    let ns = uri::DSKPP_NS;
+    let trigger = format!("<KeyProvTrigger xmlns='{ns}'/>");
+    assert_eq!(
+        status(trigger.as_bytes()),
+        (400, Status::UnknownRequest),
+        "not a request"
+    );
+    let unknown = format!("<KeyProvSomething xmlns='{ns}' Version='1.0'/>");
+    assert_eq!(status(unknown.as_bytes()), (200, Status::UnknownRequest));
+    let empty_hello = format!("<KeyProvClientHello xmlns='{ns}' Version='1.0'/>");
+    assert_eq!(
+        status(empty_hello.as_bytes()),
+        (200, Status::MalformedRequest)
+    );
+    let big = vec![b' '; crate::server::MAX_BODY + 1];
+    assert_eq!(status(&big), (413, Status::MalformedRequest));
+    let nonce = Message::ClientNonce(ClientNonce {
+        version: "1.0".into(),
+        session_id: "no-such-session".into(),
+        encrypted_nonce: vec![0; 16],
+        auth: None,
+        extensions: Vec::new(),
+    });
+    assert_eq!(
+        status(&nonce.to_bytes()),
+        (200, Status::Abort),
+        "unknown SessionID"
+    );
+}
+
+#[test]
+fn short_nonce_and_missing_ad_are_refused_in_two_pass() {
+    let f = fixture();
+    let k = [4u8; 16];
+    let code = issue(&f, "C9", Some(&k));
+    let c = config(Variant::TwoPassWrap, code, Some(&k));
+    struct Edit<'a, F: FnMut(&mut ClientHello)>(LocalTransport<'a>, F);
+    impl<F: FnMut(&mut ClientHello)> Transport for Edit<'_, F> {
+        fn exchange(&mut self, request: &[u8]) -> Result<Exchange, TransportError> {
+            let Ok(Message::ClientHello(mut h)) = Message::parse(request) else {
+                panic!()
+            };
+            (self.1)(&mut h);
+            self.0.exchange(&Message::ClientHello(h).to_bytes())
+        }
+    }
+    let server = LocalTransport { server: &f.server };
+    let err = provision(&c, &mut Edit(server, |h| h.client_nonce = Some(vec![1; 8]))).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status(Status::MalformedRequest)),
+        "{err}"
+    );
+    let server = LocalTransport { server: &f.server };
+    let err = provision(&c, &mut Edit(server, |h| h.auth = None)).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Status(Status::AuthenticationDataMissing)),
+        "{err}"
+    );
+}

@@ -160,3 +160,23 @@ fn status_spellings() {
     );
     assert_eq!(Status::parse("Bogus"), None);
 }
+
+#[test]
+fn trigger_round_trips() {
+    let t = Message::Trigger(Trigger {
+        version: Some("1.0".into()),
+        device_id: None,
+        key_id: Some(vec![0xAB; 8]),
+        token_platform: Some(
+            Element::dskpp("TokenPlatformInfo")
+                .with_attr("KeyLocation", "Software")
+                .with_attr("AlgorithmLocation", "Software"),
+        ),
+        auth: AuthenticationData {
+            client_id: Some("AC00000A".into()),
+            ..Default::default()
+        },
+        server_url: Some("https://example.com/dskpp".into()),
+    });
+    assert_eq!(Message::parse(&t.to_bytes()).unwrap(), t);
+}
