@@ -414,7 +414,9 @@ fn derived_key_header<W: Write>(
     out.start("EncryptionKey", &[])?;
     out.start("xenc11:DerivedKey", &[])?;
     out.start("xenc11:KeyDerivationMethod", &[("Algorithm", PBKDF2)])?;
-    out.start("pkcs5:PBKDF2-params", &[])?;
+    // The PKCS #5 schema leaves these children unqualified (figure 7); undeclaring the
+    // default namespace keeps them out of the PSKC namespace that `Writer` makes the default.
+    out.start("pkcs5:PBKDF2-params", &[("xmlns", "")])?;
     out.xml
         .create_element("Salt")
         .write_inner_content(|w| {
