@@ -49,26 +49,7 @@ pub fn write_for(
     let shaped = shape(target, container)?;
     let protection = protection(target, request)?;
     let bytes = keyprov_pskc::write(&shaped.container, &protection)?;
-    Ok((unqualified_pbkdf2_params(bytes), shaped))
-}
-
-/// The PKCS #5 schema leaves the children of `PBKDF2-params` (`Salt`, `IterationCount`,
-/// `KeyLength`, `PRF`) unqualified, as RFC 6030 figure 7 shows. keyprov-pskc writes them
-/// unprefixed under a default PSKC namespace, which puts them in the PSKC namespace, where
-/// FreeIPA's `./Salt/Specified` does not find them ("missing PBKDF2 salt"). Undeclaring the
-/// default namespace on that one element puts them back in no namespace. A no-op once the
-/// writer does it itself (requested in /work/prompts/requests-pskc.md).
-fn unqualified_pbkdf2_params(bytes: Vec<u8>) -> Vec<u8> {
-    const PLAIN: &[u8] = b"<pkcs5:PBKDF2-params>";
-    const FIXED: &[u8] = b"<pkcs5:PBKDF2-params xmlns=\"\">";
-    let Some(at) = bytes.windows(PLAIN.len()).position(|w| w == PLAIN) else {
-        return bytes;
-    };
-    let mut out = Vec::with_capacity(bytes.len() + FIXED.len() - PLAIN.len());
-    out.extend_from_slice(&bytes[..at]);
-    out.extend_from_slice(FIXED);
-    out.extend_from_slice(&bytes[at + PLAIN.len()..]);
-    out
+    Ok((bytes, shaped))
 }
 
 /// Errors of [`write_for`].
