@@ -88,6 +88,52 @@ fn two_pass_passphrase() {
 }
 
 #[test]
+fn totp_key_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = ServerProcess::start(&db, "127.0.0.1:0");
+    let (ac, shared, _) = issue(&db, "0A0B0C0D", &["--shared-key"]);
+    let out = dir.path().join("totp.pskcxml");
+    let o = keyprov(&[
+        "dskpp",
+        "provision",
+        "--server",
+        &server.url,
+        "--ac",
+        &ac,
+        "--variant",
+        "four-pass",
+        "--shared-key",
+        shared.as_deref().unwrap(),
+        "--key-type",
+        "totp",
+        "-o",
+        out.to_str().unwrap(),
+        "--password",
+        "correct horse",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let pw = keyprov_pskc::Secret::from_slice(b"correct horse");
+    let c = keyprov_pskc::parse(&bytes, &keyprov_pskc::ReadOptions::with_password(pw)).unwrap();
+    let (_, key) = c.keys().next().unwrap();
+    assert_eq!(key.algorithm.as_deref(), Some(keyprov_dskpp::uri::KEY_TOTP));
+    assert_eq!(key.data.time_interval, Some(30));
+    assert_eq!(key.data.secret.as_ref().unwrap().expose().len(), 20);
+    let exported = dir.path().join("export.pskcxml");
+    export(&db, &exported);
+    let (_, theirs) = read_pskc(&exported)
+        .keys()
+        .next()
+        .map(|(p, k)| (p.clone(), k.clone()))
+        .unwrap();
+    assert_eq!(
+        theirs.data.secret.as_ref().unwrap().expose(),
+        key.data.secret.as_ref().unwrap().expose()
+    );
+}
+
+#[test]
 fn ac_issue_prints_code_shared_key_and_trigger() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
