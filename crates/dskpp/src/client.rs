@@ -237,7 +237,8 @@ fn extensions(config: &ClientConfig) -> Vec<Extension> {
 fn hello_base(config: &ClientConfig, encryption: Vec<&str>) -> ClientHello {
     ClientHello {
         version: uri::VERSION.into(),
-        device_id: None,
+        // A trigger's DeviceID must be echoed (§3.4.3); the server decides whether it issued it.
+        device_id: config.trigger.as_ref().and_then(|t| t.device_id.clone()),
         key_id: key_id(config),
         client_nonce: None,
         key_types: vec![config.key_type.uri().into()],

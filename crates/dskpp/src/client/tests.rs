@@ -351,3 +351,40 @@ fn short_nonce_and_missing_ad_are_refused_in_two_pass() {
         "{err}"
     );
 }
+
+#[test]
+fn trigger_supplies_the_client_id_and_is_echoed() {
+    use crate::messages::AuthenticationData;
+    let f = fixture();
+    let k = [6u8; 16];
+    let code = issue(&f, "0C0FFEE0", Some(&k));
+    let trigger = Trigger {
+        version: Some("1.0".into()),
+        auth: AuthenticationData {
+            client_id: Some("0C0FFEE0".into()),
+            ..Default::default()
+        },
+        server_url: Some(URL.into()),
+        ..Trigger::default()
+    };
+    let mut c = config(Variant::FourPass, code, Some(&k));
+    c.trigger = Some(trigger.clone());
+    struct Spy<'a>(LocalTransport<'a>, Vec<Vec<u8>>);
+    impl Transport for Spy<'_> {
+        fn exchange(&mut self, request: &[u8]) -> Result<Exchange, TransportError> {
+            self.1.push(request.to_vec());
+            self.0.exchange(request)
+        }
+    }
+    let mut spy = Spy(LocalTransport { server: &f.server }, Vec::new());
+    let key = provision(&c, &mut spy).unwrap();
+    assert_matches_server(&f, &key);
+    let Ok(Message::ClientHello(h)) = Message::parse(&spy.1[0]) else {
+        panic!("hello")
+    };
+    assert_eq!(
+        h.auth,
+        Some(trigger.auth),
+        "the trigger's AD is echoed in ClientHello"
+    );
+}
