@@ -388,3 +388,48 @@ fn trigger_supplies_the_client_id_and_is_echoed() {
         "the trigger's AD is echoed in ClientHello"
     );
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One server for all cases (creating K_SERVER per case would dominate the run time).
+    fn shared_fixture() -> &'static Fixture {
+        static FIXTURE: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        FIXTURE.get_or_init(fixture)
+    }
+
+    fn valid_hello() -> Vec<u8> {
+        let mut c = ClientConfig::new(URL, Variant::TwoPassWrap);
+        c.client_info = Some(vec![1, 2, 3]);
+        let mut h = hello_base(&c, vec![uri::KW_AES128]);
+        h.client_nonce = Some(vec![7; 16]);
+        Message::ClientHello(h).to_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary octets never panic the server and get a defined HTTP answer.
+        #[test]
+        fn server_survives_arbitrary_bodies(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let f = shared_fixture();
+            let r = f.server.handle(&body);
+            prop_assert!([200u16, 400, 413].contains(&r.http_status));
+            prop_assert!(Message::parse(&r.body).is_ok());
+        }
+
+        /// Single-octet corruptions of a valid request never panic and always get a DSKPP
+        /// message back.
+        #[test]
+        fn server_survives_corrupted_requests(pos in 0usize..2000, byte in any::<u8>()) {
+            let f = shared_fixture();
+            let mut body = valid_hello();
+            let at = pos % body.len();
+            body[at] = byte;
+            let r = f.server.handle(&body);
+            prop_assert!([200u16, 400].contains(&r.http_status));
+            prop_assert!(Message::parse(&r.body).is_ok());
+        }
+    }
+}
