@@ -15,6 +15,10 @@ use quick_xml::name::PrefixDeclaration;
 
 use crate::error::{Error, Location, Result};
 
+mod simple;
+
+pub(crate) use simple::read_section;
+
 /// Size limits applied while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -383,6 +387,11 @@ impl<R> Capped<R> {
             limit,
             remaining: limit,
         }
+    }
+
+    /// The input underneath, outside the cap (for the package splitter, which keeps its own).
+    pub fn inner_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 }
 

@@ -36,6 +36,7 @@ pub mod mac;
 mod model;
 mod reader;
 mod secret;
+mod split;
 pub mod values;
 mod writer;
 

@@ -6,6 +6,7 @@
 //! once (PBKDF2 runs once per file); then each `KeyPackage` is read as a small tree, decrypted,
 //! MAC-checked and handed out before the next one is read.
 
+use std::collections::VecDeque;
 use std::io::BufRead;
 
 use quick_xml::NsReader;
@@ -21,6 +22,7 @@ use crate::model::{
     KeyPackage, PinPolicy, Policy, ResponseFormat,
 };
 use crate::secret::Secret;
+use crate::split::{self, Batch, Rewind, Worker};
 use crate::values;
 
 /// How to read a document: keys to decrypt with and what to tolerate.
@@ -90,15 +92,29 @@ pub fn parse(bytes: &[u8], options: &ReadOptions) -> Result<KeyContainer> {
 }
 
 /// Streams the `KeyPackage`s of a document from any `BufRead`.
+///
+/// After the header, packages are cut from the input in batches of raw sections
+/// ([`crate::split`]); with two or more cores a second thread reads every other batch, so
+/// parsing, decryption and MAC checks run in parallel while memory stays bounded (two batches
+/// of input and their packages).
 pub struct Reader<R> {
-    xml: Plain<R>,
+    xml: Plain<Rewind<R>>,
     buf: Vec<u8>,
     state: ContainerState,
+    /// Packages read ahead, in document order.
+    ready: VecDeque<Result<KeyPackage>>,
+    worker: Option<Worker<Result<KeyPackage>>>,
+    /// No second thread is started again once starting one failed.
+    worker_failed: bool,
 }
+
+/// Batches of at least this many packages are worth handing to the second thread.
+const PARALLEL_MIN: usize = 16;
 
 impl<R: BufRead> Reader<R> {
     /// Reads up to the first `KeyPackage`: root, version, encryption and MAC set-up.
     pub fn new(input: R, options: ReadOptions) -> Result<Self> {
+        let input = Rewind::new(input);
         let capped = crate::dom::Capped::new(input, options.limits.max_section);
         let mut reader = quick_xml::Reader::from_reader(capped);
         reader.config_mut().check_end_names = true;
@@ -115,8 +131,75 @@ impl<R: BufRead> Reader<R> {
             });
         };
         source.reader.root_scope = crate::dom::declarations(&start);
-        let state = ContainerState::open(&mut source, &start, empty, options)?;
-        Ok(Reader { xml, buf, state })
+        let mut state = ContainerState::open(&mut source, &start, empty, options)?;
+        state.root_scope = xml.root_scope.clone();
+        Ok(Reader {
+            xml,
+            buf,
+            state,
+            ready: VecDeque::new(),
+            worker: None,
+            worker_failed: false,
+        })
+    }
+
+    /// Reads the next batches of packages (two, one per thread, when worthwhile) into
+    /// `ready`; `false` when the input does not continue with packages.
+    fn read_ahead(&mut self) -> bool {
+        let first = self.next_batch();
+        if first.spans.is_empty() {
+            return false;
+        }
+        if first.spans.len() >= PARALLEL_MIN && self.start_worker() {
+            let second = self.next_batch();
+            if let Some(worker) = &self.worker {
+                match worker.send(first) {
+                    Ok(()) => {
+                        let mine = self.state.read_batch(&second);
+                        let theirs = worker.receive().unwrap_or_else(|| {
+                            let stopped = std::io::Error::other("the reader thread stopped");
+                            VecDeque::from([Err(Error::Io(stopped))])
+                        });
+                        self.ready.extend(theirs);
+                        self.ready.extend(mine);
+                    }
+                    Err(first) => {
+                        self.worker = None;
+                        self.worker_failed = true;
+                        self.ready.extend(self.state.read_batch(&first));
+                        self.ready.extend(self.state.read_batch(&second));
+                    }
+                }
+                return true;
+            }
+        }
+        self.ready.extend(self.state.read_batch(&first));
+        true
+    }
+
+    /// Cuts a batch, unless the package limit would be crossed (the event path reports it).
+    fn next_batch(&mut self) -> Batch {
+        let limits = self.state.options.limits;
+        let input = self.xml.reader.get_mut().inner_mut();
+        let batch = split::next_batch(input, limits.max_section);
+        if self.state.packages + batch.spans.len() > limits.max_packages {
+            let (start, _) = batch.spans.first().copied().unwrap_or_default();
+            input.push_back_str(&batch.text[start..]);
+            return Batch {
+                text: String::new(),
+                spans: Vec::new(),
+            };
+        }
+        self.state.packages += batch.spans.len();
+        batch
+    }
+
+    fn start_worker(&mut self) -> bool {
+        if self.worker.is_none() && !self.worker_failed {
+            self.worker = Worker::spawn(self.state.clone(), ContainerState::read_batch);
+            self.worker_failed = self.worker.is_none();
+        }
+        self.worker.is_some()
     }
 
     /// Container metadata (everything but the packages); `signed` is final after the end.
@@ -129,6 +212,12 @@ impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<KeyPackage>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(package) = self.ready.pop_front() {
+            return Some(package);
+        }
+        if !self.state.pending && !self.state.finished && self.read_ahead() {
+            return self.ready.pop_front();
+        }
         let mut source = Source::new(&mut self.xml, &mut self.buf, self.state.options.limits);
         self.state.next_package(&mut source).transpose()
     }
@@ -153,7 +242,10 @@ pub fn read_container_element<R: BufRead>(
 }
 
 /// What the reader knows between packages.
+#[derive(Clone)]
 struct ContainerState {
+    /// Namespace declarations of the root (for `<Extensions>` of sections read apart).
+    root_scope: Vec<(String, String)>,
     options: ReadOptions,
     header: KeyContainer,
     crypto: Crypto,
@@ -219,6 +311,7 @@ impl ContainerState {
             ..KeyContainer::default()
         };
         Ok(ContainerState {
+            root_scope: Vec::new(),
             crypto: Crypto::default(),
             options,
             header,
@@ -317,6 +410,41 @@ impl ContainerState {
             }
             return self.package(element).map(Some);
         }
+    }
+
+    /// Reads every package of a batch, in order.
+    fn read_batch(&mut self, batch: &Batch) -> VecDeque<Result<KeyPackage>> {
+        let mut doc = std::mem::take(&mut self.doc);
+        let packages = batch
+            .spans
+            .iter()
+            .map(|&(start, end)| self.section(&batch.text[start..end], &mut doc))
+            .collect();
+        self.doc = doc;
+        packages
+    }
+
+    /// One package from its raw section: the direct tokenizer, else quick-xml.
+    fn section(&mut self, text: &str, doc: &mut Doc) -> Result<KeyPackage> {
+        let limits = self.options.limits;
+        if !crate::dom::read_section(text, doc, &limits) {
+            let capped = crate::dom::Capped::new(text.as_bytes(), limits.max_section);
+            let mut reader = quick_xml::Reader::from_reader(capped);
+            reader.config_mut().check_end_names = true;
+            let root_scope = self.root_scope.clone();
+            let mut xml = Plain { reader, root_scope };
+            let mut buf = Vec::new();
+            let mut source = Source::new(&mut xml, &mut buf, limits);
+            let Next::Open { start, empty } = source.next_structural()? else {
+                let reason = "a KeyPackage section without an element".into();
+                return Err(Error::Xml {
+                    position: 0,
+                    reason,
+                });
+            };
+            source.read_element(&start, empty, doc)?;
+        }
+        self.package(doc.root())
     }
 
     fn package(&mut self, element: El<'_>) -> Result<KeyPackage> {
@@ -671,7 +799,7 @@ fn policy(key: El<'_>, at: &dyn Fn(&str) -> Location) -> Result<Policy> {
 }
 
 /// PBKDF2 parameters from `DerivedKey/KeyDerivationMethod` or legacy `PBESalt`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Derivation {
     algorithm: Option<String>,
     salt: Option<Vec<u8>>,
@@ -681,7 +809,7 @@ struct Derivation {
 }
 
 /// The container's protection, as read, and the keys derived from it (once).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Crypto {
     algorithm: Option<String>,
     key_names: Vec<String>,

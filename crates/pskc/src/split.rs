@@ -1,0 +1,302 @@
+//! Cutting the `KeyPackage`s of a stream into batches of raw sections, so that they can be
+//! read on two threads while the document still streams.
+//!
+//! After the header, [`crate::Reader`] takes a block of input, finds the complete
+//! `<KeyPackage>…</KeyPackage>` sections at its start (skipping comments, CDATA and processing
+//! instructions, whose text could look like tags) and pushes the rest back into the input.
+//! Anything that is not a package — another container child, the end tag, a DTD, bytes that
+//! are not UTF-8, a package larger than a block — stops the batch, and the reader's event
+//! path handles it, with its checks and error messages.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+/// Input with bytes pushed back in front of it.
+pub(crate) struct Rewind<R> {
+    front: Vec<u8>,
+    at: usize,
+    inner: R,
+}
+
+impl<R: BufRead> Rewind<R> {
+    pub fn new(inner: R) -> Self {
+        Rewind {
+            front: Vec::new(),
+            at: 0,
+            inner,
+        }
+    }
+
+    /// Appends up to `want` bytes to `out`; stops early at the end of input or on an error
+    /// (which the event path meets again and reports).
+    fn take(&mut self, out: &mut Vec<u8>, want: usize) {
+        while out.len() < want {
+            let Ok(available) = self.fill_buf() else {
+                return;
+            };
+            if available.is_empty() {
+                return;
+            }
+            let n = available.len().min(want - out.len());
+            out.extend_from_slice(&available[..n]);
+            self.consume(n);
+        }
+    }
+
+    /// Puts `text` back in front of the unread input.
+    pub fn push_back_str(&mut self, text: &str) {
+        self.push_back(text.as_bytes());
+    }
+
+    /// Puts `bytes` back in front of the unread input.
+    fn push_back(&mut self, bytes: &[u8]) {
+        let mut front = Vec::with_capacity(bytes.len() + self.front.len() - self.at);
+        front.extend_from_slice(bytes);
+        front.extend_from_slice(&self.front[self.at..]);
+        self.front = front;
+        self.at = 0;
+    }
+}
+
+impl<R: BufRead> Read for Rewind<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Rewind<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.at < self.front.len() {
+            return Ok(&self.front[self.at..]);
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if self.at < self.front.len() {
+            self.at = (self.at + amount).min(self.front.len());
+            if self.at == self.front.len() {
+                self.front = Vec::new();
+                self.at = 0;
+            }
+        } else {
+            self.inner.consume(amount);
+        }
+    }
+}
+
+/// Complete package sections: `text[start..end]` each, in document order.
+pub(crate) struct Batch {
+    pub text: String,
+    pub spans: Vec<(usize, usize)>,
+}
+
+/// Input taken per batch (a few hundred typical packages).
+const BLOCK: usize = 256 * 1024;
+
+/// Cuts the next batch from `input`; an empty batch means the event path must go on.
+pub(crate) fn next_batch<R: BufRead>(input: &mut Rewind<R>, max_section: usize) -> Batch {
+    let mut block = Vec::with_capacity(BLOCK);
+    input.take(&mut block, BLOCK);
+    let text = match std::str::from_utf8(&block) {
+        Ok(text) => text,
+        // A character cut at the block's end, or invalid bytes: scan the valid prefix.
+        Err(err) => std::str::from_utf8(&block[..err.valid_up_to()]).unwrap_or_default(),
+    };
+    let mut spans = Vec::new();
+    let mut at = 0;
+    loop {
+        let start = at + (text.len() - at - text[at..].trim_start().len());
+        if !is_package_start(&text[start..]) {
+            break;
+        }
+        match element_end(text, start) {
+            Some(end) if end - start <= max_section => {
+                spans.push((start, end));
+                at = end;
+            }
+            _ => break,
+        }
+    }
+    input.push_back(&block[at..]);
+    block.truncate(at);
+    match String::from_utf8(block) {
+        Ok(text) => Batch { text, spans },
+        // Cannot happen (a prefix of valid UTF-8 ending after a '>'); fall back safely.
+        Err(err) => {
+            input.push_back(err.as_bytes());
+            Batch {
+                text: String::new(),
+                spans: Vec::new(),
+            }
+        }
+    }
+}
+
+/// `<KeyPackage` or `<Device` (any prefix) followed by the end of the name.
+fn is_package_start(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix('<') else {
+        return false;
+    };
+    let name_end = rest
+        .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+        .unwrap_or(rest.len());
+    if name_end == rest.len() {
+        return false;
+    }
+    let qname = &rest[..name_end];
+    let local = qname.rsplit_once(':').map_or(qname, |(_, local)| local);
+    local == "KeyPackage" || local == "Device"
+}
+
+/// The end (exclusive) of the element starting at `start`, `None` when it is incomplete
+/// in `text` or holds a DTD-like `<!` declaration.
+fn element_end(text: &str, start: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut at = start;
+    loop {
+        let rest = &text[at..];
+        at = match bytes.get(at + 1)? {
+            b'/' => {
+                depth = depth.checked_sub(1)?;
+                at + rest.find('>')? + 1
+            }
+            b'!' if rest.starts_with("<!--") => at + 4 + rest[4..].find("-->")? + 3,
+            b'!' if rest.starts_with("<![CDATA[") => at + 9 + rest[9..].find("]]>")? + 3,
+            b'!' => return None,
+            b'?' => at + 2 + rest[2..].find("?>")? + 2,
+            _ => {
+                let gt = tag_end(bytes, at)?;
+                if bytes[gt - 1] != b'/' {
+                    depth += 1;
+                }
+                gt + 1
+            }
+        };
+        if depth == 0 {
+            return Some(at);
+        }
+        at += text[at..].find('<')?;
+    }
+}
+
+/// The `>` closing the start tag at `lt`, outside quoted attribute values.
+fn tag_end(bytes: &[u8], lt: usize) -> Option<usize> {
+    let mut quote = None;
+    for (i, &b) in bytes.iter().enumerate().skip(lt + 1) {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), _) if q == b => quote = None,
+            (None, b'>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A second thread reading batches with its own copy of the container state.
+pub(crate) struct Worker<T> {
+    to: Sender<Batch>,
+    from: Receiver<VecDeque<T>>,
+}
+
+impl<T: Send + 'static> Worker<T> {
+    /// Starts the thread; `None` when threads are unavailable or pointless (one core).
+    pub fn spawn<S>(mut state: S, read: fn(&mut S, &Batch) -> VecDeque<T>) -> Option<Self>
+    where
+        S: Send + 'static,
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        let (to, batches) = channel::<Batch>();
+        let (results, from) = channel();
+        std::thread::Builder::new()
+            .name("pskc-reader".into())
+            .spawn(move || {
+                for batch in batches {
+                    if results.send(read(&mut state, &batch)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Worker { to, from })
+    }
+
+    /// Hands `batch` to the thread; gives it back if the thread is gone.
+    pub fn send(&self, batch: Batch) -> Result<(), Batch> {
+        self.to.send(batch).map_err(|err| err.0)
+    }
+
+    /// The results of the batch sent last; `None` if the thread died.
+    pub fn receive(&self) -> Option<VecDeque<T>> {
+        self.from.recv().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(xml: &str) -> (Vec<&str>, String) {
+        let mut input = Rewind::new(xml.as_bytes());
+        let batch = next_batch(&mut input, 1 << 20);
+        let mut rest = String::new();
+        input.read_to_string(&mut rest).unwrap();
+        let cut = batch.spans.iter().map(|&(s, e)| &xml[s..e]).collect();
+        (cut, rest)
+    }
+
+    #[test]
+    fn packages_are_cut_and_the_rest_is_pushed_back() {
+        let xml = "\n <KeyPackage a='>'><Key/></KeyPackage><pskc:KeyPackage/>\
+                   <Signature/></KeyContainer>";
+        let (cut, rest) = spans(xml);
+        assert_eq!(
+            cut,
+            [
+                "<KeyPackage a='>'><Key/></KeyPackage>",
+                "<pskc:KeyPackage/>"
+            ]
+        );
+        assert_eq!(rest, "<Signature/></KeyContainer>");
+    }
+
+    #[test]
+    fn tags_inside_comments_and_cdata_do_not_end_a_package() {
+        let xml = "<KeyPackage><!-- </KeyPackage> --><a><![CDATA[</KeyPackage>]]></a>\
+                   <?pi </KeyPackage>?></KeyPackage>";
+        let (cut, rest) = spans(xml);
+        assert_eq!(cut, [xml]);
+        assert_eq!(rest, "");
+    }
+
+    #[test]
+    fn incomplete_or_declaring_packages_go_back_whole() {
+        for xml in [
+            "<KeyPackage><Key>",
+            "<KeyPackage><!DOCTYPE x></KeyPackage>",
+            "<KeyPackageX/>",
+            "text<KeyPackage/>",
+        ] {
+            let (cut, rest) = spans(xml);
+            assert!(cut.is_empty(), "{xml}");
+            assert_eq!(rest, xml);
+        }
+    }
+
+    #[test]
+    fn a_section_over_the_limit_is_left_to_the_event_path() {
+        let xml = "<KeyPackage><Key Id='1'/></KeyPackage>";
+        let mut input = Rewind::new(xml.as_bytes());
+        assert!(next_batch(&mut input, 10).spans.is_empty());
+    }
+}
