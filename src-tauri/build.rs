@@ -20,6 +20,7 @@ const COMMANDS: &[&str] = &[
     "batch",
     "export_batch",
     "audit_verify",
+    "audit_log",
     "reveal_secret",
 ];
 

@@ -41,6 +41,7 @@ pub fn register<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
         commands::batch,
         commands::export_batch,
         commands::audit_verify,
+        commands::audit_log,
         commands::reveal_secret,
     ])
 }
@@ -51,6 +52,12 @@ pub fn run() {
         .setup(|app| {
             let path = app.path();
             let paths = settings::StationPaths::new(&path.app_config_dir()?, &path.app_data_dir()?);
+            if settings::early_settings_file().as_ref() != Some(&paths.settings_file) {
+                tracing::warn!(
+                    file = %paths.settings_file.display(),
+                    "settings file is not where start-up looked; the TLS trust setting is ignored"
+                );
+            }
             app.manage(state::StationState::new(paths)?);
             Ok(())
         })

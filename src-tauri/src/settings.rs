@@ -54,6 +54,9 @@ pub struct SettingsView {
     pub emulator_dir: PathBuf,
     /// Where exports without a named file go.
     pub exports_dir: PathBuf,
+    /// The CA file the HTTPS client trusts in this process (`SSL_CERT_FILE`), if any; a
+    /// changed `server_ca_pem` applies from the next start.
+    pub tls_trust_in_force: Option<PathBuf>,
     /// Whether a master-key passphrase was entered in this session.
     pub passphrase_set: bool,
 }
@@ -112,6 +115,40 @@ impl Settings {
     }
 }
 
+/// The app's identifier (`tauri.conf.json`), the name of its config and data folders.
+pub const IDENTIFIER: &str = "org.keyprov.station";
+
+/// The settings file as Tauri's path resolver places it on Linux
+/// (`$XDG_CONFIG_HOME/<identifier>`, else `~/.config/<identifier>`), for use before Tauri
+/// starts.
+pub fn early_settings_file() -> Option<PathBuf> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        _ => Path::new(&std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(config.join(IDENTIFIER).join("settings.json"))
+}
+
+/// Makes the configured CA the trust anchor of the station's HTTPS client.
+///
+/// The engine's client (reqwest over rustls-platform-verifier) reads its roots from the
+/// system store, which honours `SSL_CERT_FILE`; so the setting becomes that variable. An
+/// `SSL_CERT_FILE` already in the environment wins. Must run before any thread starts.
+pub fn apply_tls_trust(settings_file: &Path) {
+    if std::env::var_os("SSL_CERT_FILE").is_some() {
+        return;
+    }
+    let Ok(settings) = Settings::load(settings_file) else {
+        return; // The app reports a malformed file when it starts.
+    };
+    if let Some(ca) = settings.server_ca_pem.filter(|ca| ca.is_file()) {
+        // SAFETY: called from `main` before Tauri, logging or any other thread starts, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("SSL_CERT_FILE", &ca) };
+        tracing::debug!(ca = %ca.display(), "server TLS trust from settings");
+    }
+}
+
 /// The database path in force: `KEYPROV_DB` wins over the setting.
 pub fn effective_db_path(settings: &Settings) -> (Option<PathBuf>, bool) {
     match std::env::var_os("KEYPROV_DB") {
@@ -158,6 +195,13 @@ mod tests {
             err.to_string().contains("settings.json is malformed"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn identifier_matches_the_tauri_config() {
+        let conf = include_str!("../tauri.conf.json");
+        let conf: serde_json::Value = serde_json::from_str(conf).unwrap();
+        assert_eq!(conf["identifier"], IDENTIFIER);
     }
 
     #[test]

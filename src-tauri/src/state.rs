@@ -56,6 +56,7 @@ impl StationState {
             db_from_env,
             emulator_dir: settings::effective_emulator_dir(&self.paths),
             exports_dir: self.paths.exports_dir.clone(),
+            tls_trust_in_force: std::env::var_os("SSL_CERT_FILE").map(Into::into),
             passphrase_set: lock(&self.passphrase).is_some(),
         }
     }

@@ -11,7 +11,7 @@ use tauri::webview::InvokeRequest;
 use tauri::{Manager, WebviewWindow, WebviewWindowBuilder};
 
 struct Harness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     window: WebviewWindow<MockRuntime>,
     settings_file: std::path::PathBuf,
 }
@@ -28,7 +28,7 @@ fn harness(label: &str) -> Harness {
         .build()
         .unwrap();
     Harness {
-        _dir: dir,
+        dir,
         window,
         settings_file,
     }
@@ -94,4 +94,84 @@ fn a_window_outside_the_capability_gets_no_commands() {
     let err = invoke(&h.window, "settings_get", json!({})).unwrap_err();
     let message = err.as_str().unwrap_or_default();
     assert!(message.contains("not allowed"), "{err}");
+}
+
+/// The whole station flow through IPC with emulated tokens: attach, provision (progress goes
+/// to a channel), list, export, audit, reveal.
+#[test]
+fn a_local_hotp_batch_over_emulated_tokens() {
+    let h = harness("main");
+    let db = h.dir.path().join("station.db");
+    let settings = json!({ "db_path": db, "demo": true });
+    invoke(&h.window, "settings_set", json!({ "settings": settings })).unwrap();
+
+    let request = json!({ "model": "yubikey", "count": 3 });
+    let added = invoke(&h.window, "attach_emulated", json!({ "request": request })).unwrap();
+    assert_eq!(added.as_array().unwrap().len(), 3);
+    let devices = invoke(&h.window, "devices", json!({})).unwrap();
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 3);
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["emulated"] == true && d["family"] == "yubikey")
+    );
+
+    let request = json!({
+        "name": "ipc", "otp": "hotp", "digits": 6, "period": 30, "count": null,
+        "mode": { "kind": "local" }, "export": null, "operator": "test"
+    });
+    let body = json!({ "request": request, "onProgress": "__CHANNEL__:7" });
+    let summary = invoke(&h.window, "provision", body).unwrap();
+    assert_eq!(summary["state"], "completed", "{summary}");
+    assert_eq!(
+        (summary["tokens"].as_u64(), summary["verified"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let batch_id = summary["id"].as_i64().unwrap();
+
+    let batches = invoke(&h.window, "batches", json!({})).unwrap();
+    assert_eq!(batches[0]["name"], "ipc");
+    let detail = invoke(&h.window, "batch", json!({ "idOrName": "ipc" })).unwrap();
+    let tokens = detail["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens.iter().all(|t| t["state"] == "verified"), "{detail}");
+
+    let protection = json!({ "kind": "password", "password": "ipc-export-password" });
+    let request = json!({ "path": "", "protection": protection, "target": "generic" });
+    let body = json!({ "idOrName": batch_id.to_string(), "request": request });
+    let record = invoke(&h.window, "export_batch", body).unwrap();
+    assert_eq!(record["keys"], 3);
+    let path = std::path::PathBuf::from(record["path"].as_str().unwrap());
+    assert!(
+        path.starts_with(h.dir.path().join("data/exports")),
+        "{}",
+        path.display()
+    );
+    let xml = std::fs::read_to_string(&path).unwrap();
+    assert!(xml.contains("KeyContainer") && !xml.contains("ipc-export-password"));
+
+    let report = invoke(&h.window, "audit_verify", json!({})).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let body = json!({ "batchId": batch_id, "limit": 1000 });
+    let log = invoke(&h.window, "audit_log", body).unwrap();
+    let log = log.as_array().unwrap();
+    assert!(!log.is_empty());
+    assert!(log.iter().all(|e| e["batch_id"] == batch_id));
+    let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+
+    let key_id = tokens[0]["key_id"].as_str().unwrap();
+    let secret = invoke(&h.window, "reveal_secret", json!({ "keyId": key_id })).unwrap();
+    let secret = secret.as_str().unwrap();
+    assert_eq!(secret.len(), 40, "a 20-byte HOTP key in hex");
+    assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(!log.iter().any(|e| e["detail"].to_string().contains(secret)));
+
+    assert_eq!(invoke(&h.window, "cancel_run", json!({})).unwrap(), false);
+    let err = invoke(&h.window, "batch", json!({ "idOrName": "nope" })).unwrap_err();
+    assert_eq!(err["code"], "unknown_batch", "{err}");
 }

@@ -112,6 +112,17 @@ export interface AuditReport {
   first_broken: string | null;
 }
 
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  kind: string;
+  batch_id: number | null;
+  device_id: number | null;
+  key_id: number | null;
+  detail: Record<string, unknown>;
+  hash: string;
+}
+
 export interface Settings {
   db_path: string | null;
   server_url: string | null;
@@ -125,6 +136,7 @@ export interface SettingsView {
   db_from_env: boolean;
   emulator_dir: string;
   exports_dir: string;
+  tls_trust_in_force: string | null;
   passphrase_set: boolean;
 }
 
@@ -176,5 +188,7 @@ export const api = {
   exportBatch: (idOrName: string, request: ExportRequest) =>
     invoke<ExportRecord>("export_batch", { idOrName, request }),
   auditVerify: () => invoke<AuditReport>("audit_verify"),
+  auditLog: (batchId: number | null, limit: number) =>
+    invoke<AuditEntry[]>("audit_log", { batchId, limit }),
   revealSecret: (keyId: string) => invoke<string>("reveal_secret", { keyId }),
 };

@@ -60,5 +60,6 @@ export const settingsView = (demo = false): SettingsView => ({
   db_from_env: true,
   emulator_dir: "/tmp/emulators",
   exports_dir: "/tmp/exports",
+  tls_trust_in_force: null,
   passphrase_set: false,
 });

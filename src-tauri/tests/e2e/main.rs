@@ -71,11 +71,11 @@ async fn provision_six_emulated_tokens_and_export() {
 /// Turns on the demo switch, attaches the emulated tokens, returns their serials.
 async fn attach_tokens(client: &Client) -> Vec<String> {
     find(client, "#no-devices").await;
-    find(client, "#demo-switch").await.click().await.unwrap();
+    click(client, "#demo-switch").await;
     let count = find(client, "#emulator-count").await;
     count.clear().await.unwrap();
     count.send_keys(&TOKENS.to_string()).await.unwrap();
-    find(client, "#attach").await.click().await.unwrap();
+    click(client, "#attach").await;
     let rows = "#device-table tbody tr";
     wait_until(
         client,
@@ -91,11 +91,11 @@ async fn attach_tokens(client: &Client) -> Vec<String> {
 
 /// Starts a local HOTP batch over every attached token and waits until all are verified.
 async fn run_batch(client: &Client) {
-    find(client, "#nav-new-batch").await.click().await.unwrap();
+    click(client, "#nav-new-batch").await;
     let name = find(client, "#batch-name").await;
     name.clear().await.unwrap();
     name.send_keys("e2e-hotp").await.unwrap();
-    find(client, "#start-batch").await.click().await.unwrap();
+    click(client, "#start-batch").await;
     find(client, "#run-table").await;
     let verified = format!(
         "document.querySelectorAll('#run-table tbody tr[data-stage=done]').length === {TOKENS} \
@@ -125,11 +125,7 @@ async fn export_from_run(client: &Client) -> PathBuf {
         .send_keys(EXPORT_PASSWORD)
         .await
         .unwrap();
-    find(client, "#run-export-submit")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(client, "#run-export-submit").await;
     let path = find(client, ".export-path").await.text().await.unwrap();
     PathBuf::from(path.trim())
 }
@@ -137,21 +133,23 @@ async fn export_from_run(client: &Client) -> PathBuf {
 /// History: the batch and its keys, the audit chain, and one secret revealed on request,
 /// which must be the key python-pskc decrypted from the export.
 async fn history(client: &Client, keys: &[Value]) {
-    find(client, "#nav-history").await.click().await.unwrap();
-    find(client, "#batch-table tbody tr td:nth-child(2)")
-        .await
-        .click()
-        .await
-        .unwrap();
+    click(client, "#nav-history").await;
+    click(client, "#batch-table tbody tr td:nth-child(2)").await;
     let rows = "#token-table tbody tr";
     wait_until(
         client,
         &format!("document.querySelectorAll('{rows}').length === {TOKENS}"),
     )
     .await;
-    find(client, "#verify-audit").await.click().await.unwrap();
+    click(client, "#verify-audit").await;
     let audit = find(client, "#audit-result").await.text().await.unwrap();
     assert!(audit.starts_with("Chain intact"), "{audit}");
+    let first_event = find(client, "#audit-table tbody tr")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!first_event.is_empty());
     screenshot(client, "history").await;
 
     let row = find(client, rows).await;
@@ -167,12 +165,9 @@ async fn history(client: &Client, keys: &[Value]) {
         .execute("window.confirm = () => true;", vec![])
         .await
         .unwrap();
-    row.find(Locator::Css("button.reveal"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let reveal = row.find(Locator::Css("button.reveal")).await.unwrap();
+    scroll_to(client, &reveal).await;
+    reveal.click().await.unwrap();
     let shown = find(client, "#token-table .secret")
         .await
         .text()
@@ -270,7 +265,7 @@ fn isolated_env(root: &Path) -> Vec<(&'static str, PathBuf)> {
 async fn screenshot(client: &Client, name: &str) {
     // The screen from its top, as an operator first sees it.
     client
-        .execute("document.querySelector('main').scrollTo(0, 0);", vec![])
+        .execute("window.scrollTo(0, 0);", vec![])
         .await
         .unwrap();
     let png = client.screenshot().await.unwrap();
@@ -295,6 +290,23 @@ async fn invoke(client: &Client, cmd: &str, args: Value) -> Value {
         .unwrap()
 }
 
+/// Clicks an element after scrolling it to the middle of the window (WebKitWebDriver may
+/// otherwise click a button at the window's edge without effect).
+async fn click(client: &Client, css: &str) {
+    let element = find(client, css).await;
+    scroll_to(client, &element).await;
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn scroll_to(client: &Client, element: &Element) {
+    let arg = serde_json::to_value(element).unwrap();
+    let script = "arguments[0].scrollIntoView({ block: 'center' });";
+    client.execute(script, vec![arg]).await.unwrap();
+}
+
 async fn find(client: &Client, css: &str) -> Element {
     let found = client
         .wait()
@@ -307,6 +319,11 @@ async fn find(client: &Client, css: &str) -> Element {
             let script = "const t = document.querySelector('#error-toast'); \
                           return t ? t.textContent : 'no error shown';";
             let shown = client.execute(script, vec![]).await.unwrap_or_default();
+            if let Ok(png) = client.screenshot().await {
+                let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-failure.png");
+                let _ = std::fs::write(&file, png);
+                eprintln!("window at the failure: {}", file.display());
+            }
             panic!("{css} did not appear ({e}); the window shows: {shown}")
         }
     }

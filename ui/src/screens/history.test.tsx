@@ -1,6 +1,6 @@
 import { fireEvent, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { BatchDetail, BatchSummary, CommandError, TokenRow } from "../api";
+import type { AuditEntry, BatchDetail, BatchSummary, CommandError, TokenRow } from "../api";
 import { installIpc, resetIpc } from "../test-ipc";
 import { History } from "./history";
 
@@ -41,6 +41,19 @@ const token = (key_id: string, serial: string): TokenRow => ({
   error: null,
 });
 
+const entry = (seq: number, kind: string, key_id: number | null): AuditEntry => ({
+  seq,
+  at: "2026-12-03T14:00:0" + seq + "Z",
+  kind,
+  batch_id: 3,
+  device_id: 1,
+  key_id,
+  detail: { slot: "hotp:1", attempt: 1 },
+  hash: "ab".repeat(32),
+});
+const stationLog = [entry(9, "export.written", null), entry(8, "key.verified", 12)];
+const batchLog = [entry(8, "key.verified", 12)];
+
 const detail: BatchDetail = { batch, tokens: [token("11", "0001"), token("12", "0002")] };
 
 function setup(extra: Record<string, (a: Record<string, unknown>) => unknown> = {}) {
@@ -48,6 +61,7 @@ function setup(extra: Record<string, (a: Record<string, unknown>) => unknown> = 
   const ipc = installIpc({
     batches: () => [batch],
     batch: () => detail,
+    audit_log: (args) => (args.batchId === 3 ? batchLog : stationLog),
     ...extra,
   });
   render(<History serverUrl={null} refreshKey={0} onError={(e) => errors.push(e)} />);
@@ -149,6 +163,25 @@ describe("History", () => {
     report = { ok: false, events: 42, first_broken: "event 17: hash mismatch" };
     fireEvent.click(screen.getByText("Check the hash chain"));
     await screen.findByText("Chain broken at event 17: hash mismatch (42 events)");
+  });
+
+  it("shows the event log of the station, then of the selected batch", async () => {
+    const { ipc } = setup();
+    await waitFor(() =>
+      expect(document.querySelectorAll("#audit-table tbody tr")).toHaveLength(2),
+    );
+    expect(ipc.calls.find((c) => c.cmd === "audit_log")!.args).toEqual({
+      batchId: null,
+      limit: 200,
+    });
+    const first = document.querySelector("#audit-table tbody tr")!.textContent!;
+    expect(first).toContain("export.written");
+    expect(first).toContain("slot=hotp:1 attempt=1");
+    await openBatch();
+    await waitFor(() =>
+      expect(document.querySelectorAll("#audit-table tbody tr")).toHaveLength(1),
+    );
+    expect(screen.getByText("Events of batch 3", { exact: false })).toBeTruthy();
   });
 
   it("passes errors up and shows an empty history", async () => {

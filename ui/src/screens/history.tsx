@@ -3,6 +3,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import {
+  type AuditEntry,
   type AuditReport,
   type BatchDetail,
   type BatchSummary,
@@ -17,6 +18,15 @@ import { ExportPanel } from "../components/export-form";
 import { STAGE_LABEL } from "../run-state";
 import { ExportList } from "./run";
 
+const LOG_LIMIT = 200;
+
+/** A log entry's details on one line: `key=value` pairs. */
+export function detailText(detail: Record<string, unknown>): string {
+  return Object.entries(detail ?? {})
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+    .join(" ");
+}
+
 export function History(props: {
   serverUrl: string | null;
   refreshKey: number;
@@ -27,6 +37,7 @@ export function History(props: {
   const [selected, setSelected] = useState<string | null>(null);
   const [detail, setDetail] = useState<BatchDetail | null>(null);
   const [audit, setAudit] = useState<AuditReport | null>(null);
+  const [log, setLog] = useState<AuditEntry[]>([]);
   const [secrets, setSecrets] = useState<Record<string, string>>({});
   const [reissuing, setReissuing] = useState<Record<string, ProgressEvent | null>>({});
 
@@ -35,9 +46,16 @@ export function History(props: {
   const loadDetail = (id: string) =>
     api.batch(id).then(setDetail, (e) => onError(asCommandError(e)));
 
+  const loadLog = (id: string | null) =>
+    api.auditLog(id === null ? null : Number(id), LOG_LIMIT).then(setLog, (e) => onError(asCommandError(e)));
+
   useEffect(() => {
     loadBatches();
   }, [props.refreshKey]);
+
+  useEffect(() => {
+    loadLog(selected);
+  }, [selected, props.refreshKey]);
 
   const select = (id: string) => {
     setSelected(id);
@@ -83,7 +101,10 @@ export function History(props: {
     }
   };
 
-  const verifyAudit = () => api.auditVerify().then(setAudit, (e) => onError(asCommandError(e)));
+  const verifyAudit = () => {
+    loadLog(selected);
+    return api.auditVerify().then(setAudit, (e) => onError(asCommandError(e)));
+  };
 
   return (
     <section id="screen-history">
@@ -216,6 +237,34 @@ export function History(props: {
             </span>
           ))}
       </div>
+      <p class="muted">
+        {selected === null ? "Latest events of the station" : `Events of batch ${selected}`},
+        newest first
+      </p>
+      <table id="audit-table">
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>When</th>
+            <th>Event</th>
+            <th>Key</th>
+            <th>Details</th>
+            <th>Link</th>
+          </tr>
+        </thead>
+        <tbody>
+          {log.map((e) => (
+            <tr key={e.seq} data-seq={e.seq}>
+              <td>{e.seq}</td>
+              <td>{e.at.replace("T", " ").slice(0, 19)}</td>
+              <td class="mono">{e.kind}</td>
+              <td>{e.key_id ?? ""}</td>
+              <td class="mono muted">{detailText(e.detail)}</td>
+              <td class="mono muted">{e.hash.slice(0, 12)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </section>
   );
 }

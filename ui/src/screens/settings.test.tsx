@@ -83,6 +83,7 @@ describe("Settings", () => {
     });
     render(<App initialScreen="settings" />);
     await screen.findByText(/set by KEYPROV_DB/);
+    expect(screen.getByText(/Trusted now: the system roots/)).toBeTruthy();
     expect((document.querySelector("#db-path") as HTMLInputElement).disabled).toBe(true);
   });
 });

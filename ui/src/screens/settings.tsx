@@ -81,6 +81,10 @@ export function SettingsScreen(props: {
             />
           </label>
         </div>
+        <p class="muted" id="tls-in-force">
+          Trusted now: {view.tls_trust_in_force ?? "the system roots"}. A changed CA file applies
+          from the next start.
+        </p>
       </fieldset>
       <fieldset>
         <legend>Master key</legend>
