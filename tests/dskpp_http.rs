@@ -154,3 +154,60 @@ fn ac_issue_prints_code_shared_key_and_trigger() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn provision_from_a_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = ServerProcess::start(&db, "127.0.0.1:0");
+    let args = ["--shared-key", "--trigger", "--server-url", &server.url];
+    let (ac, shared, text) = issue(&db, "0D0E0F00", &args);
+    let trigger = dir.path().join("trigger.xml");
+    std::fs::write(&trigger, &text[text.find("<?xml").unwrap()..]).unwrap();
+    let out = dir.path().join("key.pskcxml");
+    let o = keyprov(&[
+        "dskpp",
+        "provision",
+        "--server",
+        &server.url,
+        "--ac",
+        &ac,
+        "--shared-key",
+        shared.as_deref().unwrap(),
+        "--trigger",
+        trigger.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--key",
+        FILE_KEY,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let exported = dir.path().join("export.pskcxml");
+    export(&db, &exported);
+    let mine = read_pskc(&out);
+    let theirs = read_pskc(&exported);
+    let (_, a) = mine.keys().next().unwrap();
+    let (_, b) = theirs.keys().next().unwrap();
+    assert_eq!(
+        a.data.secret.as_ref().unwrap().expose(),
+        b.data.secret.as_ref().unwrap().expose()
+    );
+
+    let not_a_trigger = dir.path().join("nope.xml");
+    std::fs::write(&not_a_trigger, b"<a/>").unwrap();
+    let o = keyprov(&[
+        "dskpp",
+        "provision",
+        "--server",
+        &server.url,
+        "--ac",
+        &ac,
+        "--trigger",
+        not_a_trigger.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--key",
+        FILE_KEY,
+    ]);
+    assert!(!o.status.success());
+}

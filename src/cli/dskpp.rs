@@ -121,6 +121,9 @@ pub enum DskppCommand {
         /// Key type.
         #[arg(long, value_enum, default_value = "hotp")]
         key_type: CliKeyType,
+        /// A KeyProvTrigger document (from `keyprov ac issue --trigger`) that starts this run.
+        #[arg(long, value_name = "FILE")]
+        trigger: Option<PathBuf>,
         /// Output PSKC file.
         #[arg(short, long, value_name = "KEY.pskcxml")]
         output: PathBuf,
@@ -229,6 +232,7 @@ pub fn run(cmd: Command) -> Result<()> {
             variant,
             shared_key,
             key_type,
+            trigger,
             output,
             protection,
         }) => {
@@ -238,6 +242,7 @@ pub fn run(cmd: Command) -> Result<()> {
                 variant,
                 shared_key,
                 key_type,
+                trigger,
             };
             provision(&request, &output, &protection.protection()?)
         }
@@ -367,6 +372,7 @@ struct ProvisionRequest {
     variant: CliVariant,
     shared_key: Option<String>,
     key_type: CliKeyType,
+    trigger: Option<PathBuf>,
 }
 
 fn provision(r: &ProvisionRequest, output: &Path, protection: &Protection) -> Result<()> {
@@ -389,6 +395,13 @@ fn provision(r: &ProvisionRequest, output: &Path, protection: &Protection) -> Re
             name: None,
             secret: Secret::from_slice(&bytes),
         });
+    }
+    if let Some(path) = &r.trigger {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match Message::parse(&bytes).with_context(|| format!("parsing {}", path.display()))? {
+            Message::Trigger(t) => config.trigger = Some(t),
+            _ => bail!("{} is not a KeyProvTrigger", path.display()),
+        }
     }
     let mut transport = transport::HttpTransport::new(&r.server)?;
     let key = client::provision(&config, &mut transport)
