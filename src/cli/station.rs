@@ -116,7 +116,7 @@ pub struct ProvisionArgs {
     /// Treat the emulated tokens in this directory as attached.
     #[arg(long, value_name = "DIR", env = "KEYPROV_EMULATOR_DIR")]
     emulator: Option<PathBuf>,
-    /// Tokens programmed at once (default: all attached, at most 32).
+    /// Tokens programmed at once (default: all attached, at most 64).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
     /// Operator name recorded with the batch.

@@ -21,6 +21,15 @@
 //! | `reissue(ReissueRequest, on_progress, &Cancel)` | one token | `BatchSummary` |
 //! | `audit_verify()` | — | `AuditReport` |
 //! | `reveal_secret(key_id)` | explicit operator request | hex secret (zeroizing) |
+//!
+//! Errors are `EngineError`s; `EngineError::code()` is a stable identifier for the GUI.
+//! `watch_devices` returns a `DeviceWatch` guard; `provision`/`reissue` take the progress
+//! callback as `&(dyn Fn(ProgressEvent) + Sync)`, called from worker threads.
+//!
+//! Changes since the first sketch (all additions): `StationConfig::nitrokey_admin_pin`,
+//! `StationConfig::touch_timeout_secs`, `BatchRequest::parallel`; `auth_codes` entries may carry
+//! ` SHARED_KEY=<hex>`; `TokenRow::slot` is `hotp:N` / `totp:N`; `BatchSummary::state` is
+//! `interrupted` for a batch that is open but not running in this process.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -131,7 +140,7 @@ pub struct BatchRequest {
     pub export: Option<ExportRequest>,
     #[serde(default)]
     pub operator: Option<String>,
-    /// Tokens programmed at once; all attached ones (at most 32) when absent. (Added by the
+    /// Tokens programmed at once; all attached ones (at most 64) when absent. (Added by the
     /// engine, issue 5.)
     #[serde(default)]
     pub parallel: Option<usize>,

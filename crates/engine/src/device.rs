@@ -40,10 +40,15 @@ pub(crate) struct Credentials {
     pub touch: Option<std::time::Duration>,
 }
 
-/// One device of the batch and, if attached, the token that is it.
+/// One device of the batch and, if attached, the token that is it, with what the journal
+/// holds for it (read once per batch, not once per device).
 pub(crate) struct Job {
     pub member: BatchDevice,
     pub token: Option<TokenInfo>,
+    /// Its keys in this batch.
+    pub keys: Vec<RecordedKey>,
+    /// Client ids of its DSKPP runs cut off by a crash (`journal::orphaned_runs`).
+    pub orphans: Vec<String>,
 }
 
 /// How a device's run ended.
@@ -76,7 +81,7 @@ impl Run<'_> {
             family: device.family.clone(),
         };
         self.progress.report(&who, Stage::Queued, 1, None);
-        let end = match self.drive(device, job.token, &who) {
+        let end = match self.drive(device, job.token, &job.keys, &job.orphans, &who) {
             Ok(()) => End::Done,
             Err(Stop::Failed(message)) => End::Failed(message),
             Err(Stop::Cancelled) => End::Cancelled,
@@ -110,19 +115,16 @@ impl Run<'_> {
         end
     }
 
-    fn drive(&self, device: &Device, token: Option<TokenInfo>, who: &Subject) -> Result<(), Stop> {
-        self.abandon_orphaned_runs(device)?;
-        let keys: Vec<RecordedKey> = self
-            .store
-            .batch_keys(self.batch.id)?
-            .into_iter()
-            .filter(|k| k.device == device.id)
-            .map(|k| RecordedKey {
-                id: k.id,
-                state: k.state,
-            })
-            .collect();
-        let plan = journal::plan(&keys);
+    fn drive(
+        &self,
+        device: &Device,
+        token: Option<TokenInfo>,
+        keys: &[RecordedKey],
+        orphans: &[String],
+        who: &Subject,
+    ) -> Result<(), Stop> {
+        self.abandon(device, orphans)?;
+        let plan = journal::plan(keys);
         for id in &plan.revoke {
             self.store
                 .revoke_key(*id, "interrupted before the device confirmed the write")?;
@@ -354,31 +356,17 @@ impl Run<'_> {
         }
     }
 
-    /// Runs that started (`engine.dskpp_started`) but neither failed nor produced a key were
-    /// cut off by a crash; the server may have issued a key for them. See `docs/engine.md`.
-    fn abandon_orphaned_runs(&self, device: &Device) -> Result<(), Stop> {
-        let events = self.store.events(Some(self.batch.id))?;
-        let mut open: Option<String> = None;
-        let mut orphans = Vec::new();
-        for e in events.iter().filter(|e| e.device == Some(device.id)) {
-            let client_id = e.detail.get("client_id").and_then(|c| c.as_str());
-            match e.kind.as_str() {
-                "engine.dskpp_started" => {
-                    orphans.extend(open.take());
-                    open = client_id.map(String::from);
-                }
-                "engine.dskpp_failed" | "engine.dskpp_abandoned" | "key.reserved" => open = None,
-                _ => {}
-            }
-        }
-        orphans.extend(open);
+    /// Records DSKPP runs a crash cut off, after asking the source to revoke their keys.
+    fn abandon(&self, device: &Device, orphans: &[String]) -> Result<(), Stop> {
         for client_id in orphans {
-            let revoked = match self.source.abandon(&client_id) {
+            let revoked = match self.source.abandon(client_id) {
                 Ok(keys) => serde_json::json!(keys),
                 Err(e) => serde_json::json!({ "error": e.message }),
             };
-            let detail =
-                serde_json::json!({ "client_id": client_id, "server_keys_revoked": revoked });
+            let detail = serde_json::json!({
+                "client_id": client_id,
+                "server_keys_revoked": revoked,
+            });
             self.event(device, "engine.dskpp_abandoned", detail)?;
         }
         Ok(())

@@ -12,10 +12,10 @@
 //! | `verified` / `exported` | this key | nothing |
 //!
 //! A DSKPP run that started but never produced a `reserved` key may still have been completed
-//! by the server; those runs are listed separately (see [`orphaned_runs`]) and revoked at the
-//! server.
+//! by the server; [`orphaned_runs`] finds those runs so that the engine records them as
+//! abandoned.
 
-use keyprov_store::{KeyId, KeyState};
+use keyprov_store::{DeviceId, Event, KeyId, KeyState};
 
 /// One key of the device in this batch, as the store has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +62,26 @@ pub fn plan(keys: &[RecordedKey]) -> Plan {
     Plan { revoke, next }
 }
 
-/// DSKPP runs (by client id) that started but produced no key the station recorded.
-pub fn orphaned_runs<'a>(
-    started: &'a [String],
-    recorded: &[Option<String>],
-) -> impl Iterator<Item = &'a String> {
-    let recorded: Vec<&str> = recorded.iter().flatten().map(String::as_str).collect();
-    started
-        .iter()
-        .filter(move |id| !recorded.contains(&id.as_str()))
+/// DSKPP runs (by client id) of `device` that started (`engine.dskpp_started`) but neither
+/// failed, nor were abandoned, nor produced a key (`key.reserved`): a crash cut them off, and
+/// the server may have issued a key for them. Runs of one device are sequential, so a start
+/// followed by another start, or by nothing, is such a run.
+pub fn orphaned_runs(events: &[Event], device: DeviceId) -> Vec<String> {
+    let mut open: Option<String> = None;
+    let mut orphans = Vec::new();
+    for e in events.iter().filter(|e| e.device == Some(device)) {
+        let client_id = e.detail.get("client_id").and_then(|c| c.as_str());
+        match e.kind.as_str() {
+            "engine.dskpp_started" => {
+                orphans.extend(open.take());
+                open = client_id.map(String::from);
+            }
+            "engine.dskpp_failed" | "engine.dskpp_abandoned" | "key.reserved" => open = None,
+            _ => {}
+        }
+    }
+    orphans.extend(open);
+    orphans
 }
 
 #[cfg(test)]
@@ -121,11 +132,44 @@ mod tests {
         );
     }
 
+    fn event(seq: i64, kind: &str, device: i64, client_id: Option<&str>) -> Event {
+        Event {
+            seq,
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            kind: kind.into(),
+            batch: None,
+            device: Some(DeviceId(device)),
+            key: None,
+            detail: match client_id {
+                Some(id) => serde_json::json!({ "client_id": id }),
+                None => serde_json::json!({}),
+            },
+            hash: String::new(),
+        }
+    }
+
     #[test]
-    fn runs_without_a_recorded_key_are_orphans() {
-        let started = vec!["a1".to_string(), "b2".to_string(), "c3".to_string()];
-        let recorded = vec![Some("b2".to_string()), None];
-        let orphans: Vec<&String> = orphaned_runs(&started, &recorded).collect();
-        assert_eq!(orphans, ["a1", "c3"]);
+    fn runs_cut_off_before_their_key_was_recorded_are_orphans() {
+        let events = [
+            event(1, "engine.dskpp_started", 1, Some("a1")),
+            event(2, "key.reserved", 1, None),
+            event(3, "engine.dskpp_started", 1, Some("b2")),
+            event(4, "engine.dskpp_started", 2, Some("x9")),
+            event(5, "engine.dskpp_failed", 2, Some("x9")),
+            event(6, "engine.dskpp_started", 1, Some("c3")),
+            event(7, "engine.dskpp_started", 2, Some("y8")),
+        ];
+        assert_eq!(orphaned_runs(&events, DeviceId(1)), ["b2", "c3"]);
+        assert_eq!(orphaned_runs(&events, DeviceId(2)), ["y8"]);
+        assert!(orphaned_runs(&events, DeviceId(3)).is_empty());
+    }
+
+    #[test]
+    fn an_abandoned_run_is_not_reported_again() {
+        let events = [
+            event(1, "engine.dskpp_started", 1, Some("a1")),
+            event(2, "engine.dskpp_abandoned", 1, Some("a1")),
+        ];
+        assert!(orphaned_runs(&events, DeviceId(1)).is_empty());
     }
 }

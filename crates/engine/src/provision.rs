@@ -13,13 +13,14 @@ use crate::api::{
 use crate::cancel::Cancel;
 use crate::device::{Credentials, End, Job, Run};
 use crate::error::{EngineError, Result};
+use crate::journal::{self, RecordedKey};
 use crate::progress::Progress;
 use crate::retry::Backoff;
 use crate::station::Station;
 use crate::{export, pool, tokens};
 
 /// Default and upper bound of devices programmed at once.
-pub const MAX_PARALLEL: usize = 32;
+pub const MAX_PARALLEL: usize = 64;
 
 pub(crate) fn provision(
     station: &Station,
@@ -215,6 +216,8 @@ fn run(
         complete_membership(station, batch, attached)?;
         let batch = store.batch(batch.id)?;
         let members = store.batch_devices(batch.id)?;
+        let keys = store.batch_keys(batch.id)?;
+        let events = store.events(Some(batch.id))?;
         let jobs: Vec<Job> = members
             .into_iter()
             .map(|member| {
@@ -225,7 +228,22 @@ fn run(
                             && t.serial == member.device.serial
                     })
                     .cloned();
-                Job { member, token }
+                let id = member.device.id;
+                let keys = keys
+                    .iter()
+                    .filter(|k| k.device == id)
+                    .map(|k| RecordedKey {
+                        id: k.id,
+                        state: k.state,
+                    })
+                    .collect();
+                let orphans = journal::orphaned_runs(&events, id);
+                Job {
+                    member,
+                    token,
+                    keys,
+                    orphans,
+                }
             })
             .collect();
         let source = crate::dskpp::source(station, &batch, &request.mode)?;

@@ -1,0 +1,100 @@
+//! Engine benchmark (not a test): 64 emulated YubiKeys whose configuration writes take 200 ms
+//! are provisioned in one local-mode batch. Prints the batch wall time divided by the
+//! device-latency bound, one write time per parallel wave: `ceil(64 / parallel) × 200 ms`.
+//! Target ≤ 1.05; it must not exceed 1.5.
+//!
+//! Every other device command takes 1 ms, so that what the bound leaves out is the engine's
+//! own work plus the drivers' protocol overhead (YubiKey status polling around a write, the
+//! typed OTP read during verification); the line printed splits off token discovery.
+//!
+//! `cargo bench --bench engine` (set `KEYPROV_BENCH_PARALLEL=16,32,64` to choose the widths).
+
+use std::time::{Duration, Instant};
+
+use keyprov_drivers::Family;
+use keyprov_drivers::emulator::{self, Latency};
+use keyprov_engine::api::{BatchRequest, OtpKind, ProvisioningMode, StationConfig};
+use keyprov_engine::{Cancel, Station};
+
+const TOKENS: u32 = 64;
+const WRITE: Duration = Duration::from_millis(200);
+/// Every other command: short, so that the bound (writes only) is what the devices cost.
+const OTHER: Duration = Duration::from_millis(1);
+
+fn request(name: &str, parallel: usize, count: Option<usize>) -> BatchRequest {
+    BatchRequest {
+        name: name.into(),
+        otp: OtpKind::Hotp,
+        digits: 6,
+        period: 30,
+        count,
+        mode: ProvisioningMode::Local,
+        export: None,
+        operator: None,
+        parallel: Some(parallel),
+    }
+}
+
+fn main() {
+    let widths: Vec<usize> = std::env::var("KEYPROV_BENCH_PARALLEL")
+        .unwrap_or_else(|_| "16,32,64".into())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    for parallel in widths {
+        run(parallel);
+    }
+}
+
+fn run(parallel: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens");
+    let added = emulator::add(&tokens, Family::Yubikey, TOKENS, None).expect("emulators");
+    let latency = Latency {
+        write_ms: WRITE.as_millis() as u64,
+        other_ms: OTHER.as_millis() as u64,
+    };
+    for token in &added {
+        emulator::set_latency(&tokens, &token.serial, latency).expect("latency");
+    }
+    let station = Station::open(StationConfig {
+        db_path: Some(dir.path().join("station").join("station.db")),
+        emulator_dir: Some(tokens),
+        ..StationConfig::default()
+    })
+    .expect("open station");
+    // The first local run creates the DSKPP server's RSA key; keep that out of the timing.
+    let quiet = |_| {};
+    station
+        .provision(request("warm-up", 1, Some(1)), &quiet, &Cancel::new())
+        .expect("warm-up batch");
+
+    // Discovery opens every token one after the other (keyprov-drivers' `list`); it is timed
+    // on its own, since the operator's device list exists before the batch starts.
+    let discovery_started = Instant::now();
+    let attached = station.devices().expect("discovery").len();
+    let discovery = discovery_started.elapsed();
+    assert_eq!(attached, TOKENS as usize);
+
+    let started = Instant::now();
+    let summary = station
+        .provision(request("bench", parallel, None), &quiet, &Cancel::new())
+        .expect("benchmark batch");
+    let wall = started.elapsed();
+    assert_eq!(summary.verified, TOKENS as usize, "every token verified");
+
+    let waves = (TOKENS as usize).div_ceil(parallel.min(keyprov_engine::MAX_PARALLEL));
+    let bound = (WRITE * waves as u32).as_secs_f64();
+    let batch = wall.saturating_sub(discovery).as_secs_f64();
+    println!(
+        "engine: {TOKENS} tokens, writes {} ms, other commands {} ms, parallel {parallel} \
+         ({waves} waves): bound {bound:.3} s; wall {:.3} s (ratio {:.2}), of which discovery \
+         {:.3} s; batch without discovery {batch:.3} s (ratio {:.2}); target <= 1.05, limit 1.5",
+        WRITE.as_millis(),
+        OTHER.as_millis(),
+        wall.as_secs_f64(),
+        wall.as_secs_f64() / bound,
+        discovery.as_secs_f64(),
+        batch / bound,
+    );
+}

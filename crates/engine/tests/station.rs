@@ -1,0 +1,227 @@
+//! The `Station` API as the GUI uses it, on emulated tokens: progress events, cancellation
+//! and resume, listing, export and re-issue.
+
+use std::sync::Mutex;
+
+use keyprov_drivers::Family;
+use keyprov_drivers::emulator::{self, Latency};
+use keyprov_engine::api::{
+    BatchRequest, ExportProtection, ExportRequest, OtpKind, ProgressEvent, ProvisioningMode,
+    ReissueRequest, Stage, StationConfig,
+};
+use keyprov_engine::{Cancel, Station};
+
+fn station(dir: &std::path::Path, yubikeys: u32, nitrokeys: u32) -> Station {
+    let tokens = dir.join("tokens");
+    let mut added = emulator::add(&tokens, Family::Yubikey, yubikeys, None).unwrap();
+    added.extend(emulator::add(&tokens, Family::NitrokeyPro, nitrokeys, None).unwrap());
+    for t in &added {
+        let fast = Latency {
+            write_ms: 5,
+            other_ms: 1,
+        };
+        emulator::set_latency(&tokens, &t.serial, fast).unwrap();
+    }
+    Station::open(StationConfig {
+        db_path: Some(dir.join("station").join("station.db")),
+        emulator_dir: Some(tokens),
+        ..StationConfig::default()
+    })
+    .unwrap()
+}
+
+fn request(name: &str) -> BatchRequest {
+    BatchRequest {
+        name: name.into(),
+        otp: OtpKind::Hotp,
+        digits: 6,
+        period: 30,
+        count: None,
+        mode: ProvisioningMode::Local,
+        export: None,
+        operator: Some("tester".into()),
+        parallel: Some(2),
+    }
+}
+
+#[test]
+fn station_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Station>();
+    shareable::<Cancel>();
+}
+
+#[test]
+fn progress_reports_every_stage_and_counts_finished_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 2, 1);
+    let events: Mutex<Vec<ProgressEvent>> = Mutex::new(Vec::new());
+    let summary = station
+        .provision(
+            request("p"),
+            &|e| events.lock().unwrap().push(e),
+            &Cancel::new(),
+        )
+        .unwrap();
+    assert_eq!(
+        (summary.tokens, summary.verified, summary.failed),
+        (3, 3, 0)
+    );
+    assert_eq!(summary.state, "completed");
+    let events = events.into_inner().unwrap();
+    for serial in ["10000001", "10000002", "00A00001"] {
+        let stages: Vec<Stage> = events
+            .iter()
+            .filter(|e| e.serial == serial)
+            .map(|e| e.stage)
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                Stage::Queued,
+                Stage::Dskpp,
+                Stage::Writing,
+                Stage::Verifying,
+                Stage::Done
+            ],
+            "{serial}"
+        );
+    }
+    let last = events.iter().map(|e| e.finished).max().unwrap();
+    assert_eq!((last, events[0].total), (3, 3));
+    let detail = station.batch("p").unwrap();
+    assert!(
+        detail
+            .tokens
+            .iter()
+            .all(|t| t.state == "verified" && t.counter == Some(1))
+    );
+    assert_eq!(station.batches().unwrap().len(), 1);
+    assert!(station.audit_verify().unwrap().ok);
+}
+
+#[test]
+fn a_cancelled_batch_holds_no_active_key_and_resumes_to_completion() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 2, 2);
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let summary = station.provision(request("c"), &|_| {}, &cancel).unwrap();
+    assert_eq!(summary.state, "cancelled");
+    assert_eq!(summary.verified, 0);
+    let detail = station.batch("c").unwrap();
+    assert!(
+        detail
+            .tokens
+            .iter()
+            .all(|t| !matches!(t.state.as_str(), "written" | "verified"))
+    );
+
+    let resumed = station
+        .provision(request("c"), &|_| {}, &Cancel::new())
+        .unwrap();
+    assert_eq!((resumed.state.as_str(), resumed.verified), ("completed", 4));
+}
+
+#[test]
+fn a_batch_is_resumed_only_with_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 1, 0);
+    station
+        .provision(request("s"), &|_| {}, &Cancel::new())
+        .unwrap();
+    let mut other = request("s");
+    other.digits = 8;
+    let err = station
+        .provision(other, &|_| {}, &Cancel::new())
+        .unwrap_err();
+    assert_eq!(err.code(), "batch_mismatch");
+    assert!(err.to_string().contains("hotp 6 digits"), "{err}");
+}
+
+#[test]
+fn reissue_replaces_the_key_and_exports_only_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 1, 1);
+    station
+        .provision(request("first"), &|_| {}, &Cancel::new())
+        .unwrap();
+    let old = station.batch("first").unwrap();
+    let old_key = old
+        .tokens
+        .iter()
+        .find(|t| t.serial == "00A00001")
+        .unwrap()
+        .key_id
+        .clone();
+
+    let export = dir.path().join("reissue.pskcxml");
+    let summary = station
+        .reissue(
+            ReissueRequest {
+                serial: "00A00001".into(),
+                mode: ProvisioningMode::Local,
+                export: Some(ExportRequest {
+                    path: export.clone(),
+                    protection: ExportProtection::Key {
+                        key_hex: "11".repeat(16),
+                    },
+                    target: Default::default(),
+                }),
+            },
+            &|_| {},
+            &Cancel::new(),
+        )
+        .unwrap();
+    assert_eq!((summary.tokens, summary.verified), (1, 1));
+    assert_eq!(summary.exports.len(), 1);
+    assert_eq!(summary.exports[0].keys, 1);
+    assert!(export.exists());
+
+    let first = station.batch("first").unwrap();
+    let row = first
+        .tokens
+        .iter()
+        .find(|t| t.serial == "00A00001")
+        .unwrap();
+    assert_eq!(
+        (row.key_id.as_str(), row.state.as_str()),
+        (old_key.as_str(), "revoked")
+    );
+    let untouched = first
+        .tokens
+        .iter()
+        .find(|t| t.serial == "10000001")
+        .unwrap();
+    assert_eq!(untouched.state, "verified");
+    assert!(station.audit_verify().unwrap().ok);
+
+    let err = station
+        .reissue(
+            ReissueRequest {
+                serial: "99999999".into(),
+                mode: ProvisioningMode::Local,
+                export: None,
+            },
+            &|_| {},
+            &Cancel::new(),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "unknown_token");
+}
+
+#[test]
+fn revealing_a_secret_gives_the_key_the_token_computes_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 0, 1);
+    station
+        .provision(request("r"), &|_| {}, &Cancel::new())
+        .unwrap();
+    let row = station.batch("r").unwrap().tokens.remove(0);
+    let secret = station.reveal_secret(&row.key_id).unwrap();
+    let key = hex::decode(secret.as_str()).unwrap();
+    let digits = keyprov_drivers::Digits::new(6).unwrap();
+    let expected = keyprov_drivers::hotp(&key, row.counter.unwrap(), digits);
+    let shown = emulator::touch(&dir.path().join("tokens"), &row.serial, Some(0)).unwrap();
+    assert_eq!(shown, expected);
+}
