@@ -39,7 +39,7 @@ async fn provision_six_emulated_tokens_and_export() {
          (process uptime {uptime} ms when the UI answered)"
     );
 
-    let serials = attach_tokens(&client).await;
+    let serials = attach_tokens(&client, &tmp.path().join("emulators")).await;
     screenshot(&client, "devices").await;
 
     run_batch(&client).await;
@@ -68,24 +68,29 @@ async fn provision_six_emulated_tokens_and_export() {
     client.close().await.unwrap();
 }
 
-/// Turns on the demo switch, attaches the emulated tokens, returns their serials.
-async fn attach_tokens(client: &Client) -> Vec<String> {
+/// Turns on the demo switch and attaches one token more than the batch needs; unplugging
+/// that one must remove its row (a hotplug event through the watch channel). Returns the
+/// serials left.
+async fn attach_tokens(client: &Client, emulator_dir: &Path) -> Vec<String> {
     find(client, "#no-devices").await;
     click(client, "#demo-switch").await;
     let count = find(client, "#emulator-count").await;
     count.clear().await.unwrap();
-    count.send_keys(&TOKENS.to_string()).await.unwrap();
+    count.send_keys(&(TOKENS + 1).to_string()).await.unwrap();
     click(client, "#attach").await;
     let rows = "#device-table tbody tr";
-    wait_until(
-        client,
-        &format!("document.querySelectorAll('{rows}').length === {TOKENS}"),
-    )
-    .await;
+    let count_is = |n: usize| format!("document.querySelectorAll('{rows}').length === {n}");
+    wait_until(client, &count_is(TOKENS + 1)).await;
     let mut serials = Vec::new();
     for row in client.find_all(Locator::Css(rows)).await.unwrap() {
         serials.push(row.attr("data-serial").await.unwrap().expect("data-serial"));
     }
+
+    let unplugged = serials.pop().unwrap();
+    keyprov_drivers::emulator::set_plugged(emulator_dir, &unplugged, false).unwrap();
+    wait_until(client, &count_is(TOKENS)).await;
+    let gone = format!("document.querySelector('{rows}[data-serial=\"{unplugged}\"]') === null");
+    wait_until(client, &gone).await;
     serials
 }
 
