@@ -111,11 +111,11 @@ pub(crate) fn next_batch<R: BufRead>(input: &mut Rewind<R>, max_section: usize) 
     let mut spans = Vec::new();
     let mut at = 0;
     loop {
-        let start = at + (text.len() - at - text[at..].trim_start().len());
+        let start = at + (text.len() - at - text[at..].trim_ascii_start().len());
         if !is_package_start(&text[start..]) {
             break;
         }
-        match element_end(text, start) {
+        match package_end(text, start) {
             Some(end) if end - start <= max_section => {
                 spans.push((start, end));
                 at = end;
@@ -138,20 +138,52 @@ pub(crate) fn next_batch<R: BufRead>(input: &mut Rewind<R>, max_section: usize) 
     }
 }
 
-/// `<KeyPackage` or `<Device` (any prefix) followed by the end of the name.
-fn is_package_start(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix('<') else {
-        return false;
-    };
+/// The qualified name of a `<KeyPackage` or `<Device` (any prefix) start tag at the start of
+/// `text`.
+fn package_name(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix('<')?;
     let name_end = rest
-        .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
-        .unwrap_or(rest.len());
-    if name_end == rest.len() {
-        return false;
-    }
+        .bytes()
+        .position(|b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
     let qname = &rest[..name_end];
-    let local = qname.rsplit_once(':').map_or(qname, |(_, local)| local);
-    local == "KeyPackage" || local == "Device"
+    let local = local_part(qname);
+    (local == "KeyPackage" || local == "Device").then_some(qname)
+}
+
+/// The part of a qualified name after its prefix.
+pub(crate) fn local_part(qname: &str) -> &str {
+    match qname.bytes().position(|b| b == b':') {
+        Some(colon) => &qname[colon + 1..],
+        None => qname,
+    }
+}
+
+fn is_package_start(text: &str) -> bool {
+    package_name(text).is_some()
+}
+
+/// The end of the package starting at `start`. Usually the first `</name>` after it, found
+/// with a substring search; when the section holds markup whose text could fool that search
+/// (comments, CDATA, processing instructions, a nested start of the same name), the section
+/// is scanned tag by tag.
+fn package_end(text: &str, start: usize) -> Option<usize> {
+    let qname = package_name(&text[start..])?;
+    let gt = tag_end(text.as_bytes(), start)?;
+    if text.as_bytes()[gt - 1] == b'/' {
+        return Some(gt + 1);
+    }
+    let body = &text[gt + 1..];
+    let open = format!("<{qname}");
+    let close = format!("</{qname}");
+    let simple = body.find(close.as_str()).and_then(|at| {
+        let inner = &body[..at];
+        let tail = &body[at + close.len()..];
+        let after = tail.trim_ascii_start();
+        let plain = !inner.contains("<!") && !inner.contains("<?") && !inner.contains(&open);
+        let end = gt + 1 + at + close.len() + (tail.len() - after.len()) + 1;
+        (plain && after.starts_with('>')).then_some(end)
+    });
+    simple.or_else(|| element_end(text, start))
 }
 
 /// The end (exclusive) of the element starting at `start`, `None` when it is incomplete
@@ -182,7 +214,7 @@ fn element_end(text: &str, start: usize) -> Option<usize> {
         if depth == 0 {
             return Some(at);
         }
-        at += text[at..].find('<')?;
+        at += bytes[at..].iter().position(|&b| b == b'<')?;
     }
 }
 

@@ -12,13 +12,18 @@ use super::{Doc, Limits, NONE, Name, check_size, intern, push_text};
 /// section needs the full XML reader.
 pub(crate) fn read_section(text: &str, doc: &mut Doc, limits: &Limits) -> bool {
     doc.clear();
-    if text.contains(['&', '\r']) || text.contains("<!") || text.contains("<?") {
-        return false;
-    }
-    if text.contains("xmlns") || text.contains("Extensions") {
-        return false;
-    }
-    read_elements(text, doc, limits).is_some()
+    // References and carriage returns need quick-xml (`contains` on bytes runs memchr).
+    let bytes = text.as_bytes();
+    let special = bytes.contains(&b'&') || bytes.contains(&b'\r');
+    !special && read_elements(text, doc, limits).is_some()
+}
+
+/// Position of the next `<` at or after `from`.
+fn next_lt(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == b'<')
+        .map(|i| from + i)
 }
 
 /// The tokenizer proper; `None` as soon as the section leaves the simple shape.
@@ -28,20 +33,24 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
     let mut open: Vec<(u32, &str)> = Vec::with_capacity(16);
     let mut at = 0;
     loop {
-        let lt = at + text[at..].find('<')?;
+        let lt = next_lt(bytes, at)?;
         if let Some(&(id, _)) = open.last() {
             push_text(doc, id, &text[at..lt], limits).ok()?;
         }
-        if bytes.get(lt + 1) == Some(&b'/') {
-            let gt = lt + text[lt..].find('>')?;
-            let name = text[lt + 2..gt].trim_end();
+        let next = *bytes.get(lt + 1)?;
+        if next == b'!' || next == b'?' {
+            return None;
+        }
+        if next == b'/' {
+            let gt = lt + bytes[lt..].iter().position(|&b| b == b'>')?;
+            let name = text[lt + 2..gt].trim_ascii_end();
             let (_, expected) = open.pop()?;
             if name != expected {
                 return None;
             }
             at = gt + 1;
             if open.is_empty() {
-                return text[at..].trim().is_empty().then_some(());
+                return text[at..].trim_ascii().is_empty().then_some(());
             }
             continue;
         }
@@ -54,7 +63,7 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
         if !empty {
             open.push((id, qname));
         } else if open.is_empty() {
-            return text[end..].trim().is_empty().then_some(());
+            return text[end..].trim_ascii().is_empty().then_some(());
         }
         at = end;
     }
@@ -81,7 +90,8 @@ fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
     let empty = bytes[gt - 1] == b'/' && gt - 1 > lt;
     let inner = &text[lt + 1..if empty { gt - 1 } else { gt }];
     let name_end = inner
-        .find(|c: char| c.is_ascii_whitespace())
+        .bytes()
+        .position(|b| b.is_ascii_whitespace())
         .unwrap_or(inner.len());
     let qname = &inner[..name_end];
     if qname.is_empty() || qname.contains(['"', '\'', '=', '/']) {
@@ -93,16 +103,19 @@ fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
 /// Adds the element and its attributes (`name="value"` pairs) to `doc`.
 fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limits) -> Option<u32> {
     let first = doc.attrs.len() as u32;
-    let mut rest = attrs.trim_start();
+    let mut rest = attrs.trim_ascii_start();
     while !rest.is_empty() {
         let eq = rest.find('=')?;
-        let key = rest[..eq].trim_end();
-        let after = rest[eq + 1..].trim_start();
+        let key = rest[..eq].trim_ascii_end();
+        let after = rest[eq + 1..].trim_ascii_start();
         let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
         let close = after[1..].find(quote)? + 1;
         let value = &after[1..close];
         // XML attribute-value normalisation would change these; leave them to quick-xml.
         if key.is_empty() || key.contains(char::is_whitespace) || value.contains(['\t', '\n']) {
+            return None;
+        }
+        if key.starts_with("xmlns") {
             return None;
         }
         let name: Name = match key.split_once(':') {
@@ -113,7 +126,7 @@ fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limi
         let begin = doc.text.len() as u32;
         doc.text.push_str(value);
         doc.attrs.push((name, (begin, doc.text.len() as u32)));
-        rest = after[close + 1..].trim_start();
+        rest = after[close + 1..].trim_ascii_start();
         if !rest.is_empty() && !after[close + 1..].starts_with(|c: char| c.is_ascii_whitespace()) {
             return None;
         }
@@ -126,7 +139,10 @@ fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limi
     if duplicate {
         return None;
     }
-    let local = qname.rsplit_once(':').map_or(qname, |(_, local)| local);
+    let local = super::super::split::local_part(qname);
+    if local == "Extensions" {
+        return None;
+    }
     let id = doc.push_node(parent, intern(local), (first, doc.attrs.len() as u32));
     check_size(doc, limits).ok()?;
     Some(id)
