@@ -58,19 +58,25 @@ export function App(props: { initialScreen?: Screen }) {
 
   const loadDevices = () => api.devices().then(setDevices, report);
 
-  useEffect(() => {
-    api.settingsGet().then(setSettings, report);
+  // The list, then its changes; a new subscription replaces the previous watcher.
+  const followDevices = () => {
     loadDevices();
     api
       .watchDevices((e) => setDevices((list) => applyDeviceEvent(list ?? [], e)))
       .catch(report);
+  };
+
+  useEffect(() => {
+    api.settingsGet().then(setSettings, report);
+    followDevices();
   }, []);
 
   const saveSettings = async (next: Settings, passphrase: string | null) => {
     try {
       setSettings(await api.settingsSet(next, passphrase));
       setError(null);
-      loadDevices();
+      // The station reopens with the new settings (e.g. after the passphrase was entered).
+      followDevices();
       setHistoryKey((k) => k + 1);
       return true;
     } catch (e) {

@@ -53,6 +53,8 @@ describe("Settings", () => {
       passphrase: "correct horse battery",
     });
     expect((document.querySelector("#passphrase") as HTMLInputElement).value).toBe("");
+    // The station reopened: the device list and its watcher are fetched again.
+    expect(ipc.calls.filter((c) => c.cmd === "watch_devices")).toHaveLength(2);
     expect(screen.getByText(/entered for this session/)).toBeTruthy();
     expect(screen.getByText(/In use: \/srv\/keyprov\/station.db/)).toBeTruthy();
     fireEvent.click(screen.getByText("Forget passphrase"));
