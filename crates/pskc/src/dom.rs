@@ -339,6 +339,8 @@ pub(crate) trait Pull {
     fn pull<'b>(&mut self, buf: &'b mut Vec<u8>) -> quick_xml::Result<Event<'b>>;
     /// Byte offset for error messages.
     fn position(&self) -> u64;
+    /// Bytes read so far.
+    fn offset(&self) -> u64;
     /// Namespace declarations in scope (`xmlns…`, URI), for `<Extensions>` fragments.
     fn scope(&self) -> Vec<(String, String)>;
     /// Starts a new section: the raw-input budget (if any) is refilled.
@@ -352,6 +354,10 @@ impl<R: BufRead> Pull for NsReader<R> {
 
     fn position(&self) -> u64 {
         self.error_position()
+    }
+
+    fn offset(&self) -> u64 {
+        self.buffer_position()
     }
 
     fn scope(&self) -> Vec<(String, String)> {
@@ -435,6 +441,10 @@ impl<R: BufRead> Pull for Plain<R> {
         self.reader.error_position()
     }
 
+    fn offset(&self) -> u64 {
+        self.reader.buffer_position()
+    }
+
     fn scope(&self) -> Vec<(String, String)> {
         self.root_scope.clone()
     }
@@ -514,6 +524,26 @@ impl<'a, P: Pull> Source<'a, P> {
                 _ => {}
             }
         }
+    }
+
+    /// Reads on through the element whose start tag was just returned, without keeping it,
+    /// for at most about `budget` bytes: a cheap check that a document about to be refused for
+    /// another reason is XML at all. An error names the XML fault; running out of budget or
+    /// input is not one.
+    pub fn probe_element(&mut self, budget: u64) -> Result<()> {
+        let start = self.reader.offset();
+        let mut depth = 1usize;
+        while depth > 0 && self.reader.offset() - start < budget {
+            self.buf.clear();
+            match self.reader.pull(self.buf) {
+                Ok(Event::Start(_)) => depth += 1,
+                Ok(Event::End(_)) => depth -= 1,
+                Ok(Event::Eof) => break,
+                Ok(_) => {}
+                Err(err) => return Err(self.xml_error(err)),
+            }
+        }
+        Ok(())
     }
 
     /// Reads the element whose start tag was just returned into `doc` (cleared first).

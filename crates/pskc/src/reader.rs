@@ -241,6 +241,9 @@ pub fn read_container_element<R: BufRead>(
     Ok(state.header)
 }
 
+/// Bytes of a foreign root element read to tell "not XML" from "wrong root".
+const WELL_FORMED_PROBE: u64 = 64 * 1024;
+
 /// What the reader knows between packages.
 #[derive(Clone)]
 struct ContainerState {
@@ -266,6 +269,11 @@ impl ContainerState {
     ) -> Result<Self> {
         let name = crate::dom::local_name(start);
         if name != "KeyContainer" && name != "SecretContainer" {
+            // A file that is not XML beyond its first tag is reported as such, not as a
+            // wrong root; the probe reads a bounded prefix, so streaming is kept.
+            if !empty {
+                source.probe_element(WELL_FORMED_PROBE)?;
+            }
             return Err(Error::WrongRoot {
                 found: name.into_owned(),
             });

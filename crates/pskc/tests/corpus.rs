@@ -400,7 +400,7 @@ fn vendor_files() {
 fn invalid_files_are_rejected() {
     let psk = key(PSK_F6);
     let cases: [(&str, &ReadOptions, &str); 13] = [
-        ("notxml", &psk, "XML"),
+        ("notxml", &psk, "not well-formed XML"),
         ("wrongelement", &psk, "root element"),
         ("wrongversion", &psk, "version"),
         ("unknown-encryption", &psk, "unsupported encryption"),
@@ -473,4 +473,21 @@ fn mac_key_reference_uses_the_out_of_band_mac_key() {
     };
     let err = parse(text.as_bytes(), &wrong).unwrap_err();
     assert!(matches!(err, Error::MacMismatch { .. }), "{err}");
+}
+
+/// Regression: `notxml` was reported as a wrong root. A foreign root is now probed for
+/// well-formedness, but only a bounded prefix of it is read (streaming stays streaming).
+#[test]
+fn a_foreign_root_is_probed_for_xml_within_a_bound() {
+    let broken = b"<?xml version=\"1.0\"?>\n<Foo><a/></Bar>";
+    let err = parse(broken, &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::Xml { .. }), "{err}");
+    let mut big = b"<html>".to_vec();
+    big.extend(b"<p>well-formed text</p>".repeat(200_000));
+    big.extend(b"</broken>");
+    let err = parse(&big, &ReadOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::WrongRoot { ref found } if found == "html"),
+        "{err}"
+    );
 }
