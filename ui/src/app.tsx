@@ -19,7 +19,7 @@ import {
   applyProgress,
   failRun,
   finishRun,
-  markRetrying,
+  resumeRun,
   startRun,
 } from "./run-state";
 import { Devices } from "./screens/devices";
@@ -101,10 +101,7 @@ export function App(props: { initialScreen?: Screen }) {
     }
   };
 
-  const startBatch = async (request: BatchRequest) => {
-    setRun(startRun(request));
-    setRunExports([]);
-    setScreen("run");
+  const provision = async (request: BatchRequest) => {
     try {
       const summary = await api.provision(request, (e) => setRun((r) => r && applyProgress(r, e)));
       setRun((r) => r && finishRun(r, summary));
@@ -117,27 +114,26 @@ export function App(props: { initialScreen?: Screen }) {
     }
   };
 
+  const startBatch = async (request: BatchRequest) => {
+    setRun(startRun(request));
+    setRunExports([]);
+    setScreen("run");
+    await provision(request);
+  };
+
+  // Re-running a batch by its name resumes it; its export (and password) is not repeated.
+  const resume = async () => {
+    if (!run) return;
+    setRun((r) => r && resumeRun(r));
+    await provision({ ...run.request, export: null });
+  };
+
   const cancel = async () => {
     setRun((r) => r && { ...r, cancelling: true });
     try {
       await api.cancelRun();
     } catch (e) {
       report(e);
-    }
-  };
-
-  const retry = async (serial: string) => {
-    if (!run) return;
-    setRun((r) => r && markRetrying(r, serial, true));
-    try {
-      await api.reissue(serial, run.request.mode, null, (e) =>
-        setRun((r) => r && applyProgress(markRetrying(r, serial, true), e)),
-      );
-    } catch (e) {
-      report(e);
-    } finally {
-      setRun((r) => r && markRetrying(r, serial, false));
-      setHistoryKey((k) => k + 1);
     }
   };
 
@@ -195,7 +191,7 @@ export function App(props: { initialScreen?: Screen }) {
             run={run}
             exports={runExports}
             onCancel={cancel}
-            onRetry={retry}
+            onResume={resume}
             onExport={exportRun}
           />
         )}

@@ -53,14 +53,29 @@ export function applyProgress(run: RunState, e: ProgressEvent): RunState {
   };
   const at = run.rows.findIndex((r) => r.serial === e.serial);
   const rows = at < 0 ? [...run.rows, row] : run.rows.map((r, i) => (i === at ? row : r));
-  // A retry streams its own (one-token) totals; the batch totals stay those of the batch.
-  const isRetry = at >= 0 && run.rows[at].retrying;
   return {
     ...run,
     rows,
     batchId: run.batchId ?? e.batch_id,
-    finished: isRetry ? countFinished(rows) : Math.max(e.finished, countFinished(rows)),
-    total: isRetry ? run.total : Math.max(e.total, rows.length),
+    // A resumed batch may count from zero again; the rows know what is really finished.
+    finished: Math.max(e.finished, countFinished(rows)),
+    total: Math.max(run.total, e.total, rows.length),
+  };
+}
+
+/**
+ * Runs the batch again: the engine resumes it, leaving verified tokens alone and
+ * provisioning the failed (or, after a cancel, the unfinished) ones.
+ */
+export function resumeRun(run: RunState): RunState {
+  const rows = run.rows.map((r) => (r.stage === "done" ? r : { ...r, retrying: true }));
+  return {
+    ...run,
+    rows,
+    status: "running",
+    cancelling: false,
+    error: null,
+    finished: countFinished(rows.filter((r) => !r.retrying)),
   };
 }
 
@@ -75,14 +90,6 @@ export function finishRun(run: RunState, summary: BatchSummary): RunState {
 export function failRun(run: RunState, error: CommandError): RunState {
   const status: RunStatus = error.code === "cancelled" ? "cancelled" : "error";
   return { ...run, status, error, cancelling: false };
-}
-
-export function markRetrying(run: RunState, serial: string, retrying: boolean): RunState {
-  const rows = run.rows.map((r) => (r.serial === serial ? { ...r, retrying } : r));
-  const failed = rows.some((r) => r.stage === "failed");
-  const status: RunStatus =
-    run.status === "failed" && !failed && !retrying ? "completed" : run.status;
-  return { ...run, rows, status };
 }
 
 function countFinished(rows: RunRow[]): number {

@@ -42,7 +42,7 @@ async fn provision_six_emulated_tokens_and_export() {
     let serials = attach_tokens(&client, &tmp.path().join("emulators")).await;
     screenshot(&client, "devices").await;
 
-    run_batch(&client).await;
+    run_batch(&client, &tmp.path().join("emulators"), &serials[0]).await;
     let export = export_from_run(&client).await;
     screenshot(&client, "run").await;
 
@@ -94,27 +94,45 @@ async fn attach_tokens(client: &Client, emulator_dir: &Path) -> Vec<String> {
     serials
 }
 
-/// Starts a local HOTP batch over every attached token and waits until all are verified.
-async fn run_batch(client: &Client) {
+/// Starts a local HOTP batch over every attached token. The first token is unplugged by
+/// the emulator in the middle of its write, so the batch ends with it failed; plugged back
+/// in, it is provisioned by "Retry failed tokens", and then every row must be verified.
+async fn run_batch(client: &Client, emulator_dir: &Path, flaky: &str) {
+    let fault = keyprov_drivers::emulator::Fault::UnplugMidWrite;
+    keyprov_drivers::emulator::inject_fault(emulator_dir, flaky, fault).unwrap();
     click(client, "#nav-new-batch").await;
     let name = find(client, "#batch-name").await;
     name.clear().await.unwrap();
     name.send_keys("e2e-hotp").await.unwrap();
     click(client, "#start-batch").await;
     find(client, "#run-table").await;
+
+    let failed = format!(
+        "document.querySelector('#run-status').dataset.status === 'failed' \
+         && document.querySelector('#run-table tr[data-serial=\"{flaky}\"]').dataset.stage \
+            === 'failed'"
+    );
+    wait_for_run(client, &failed).await;
+    keyprov_drivers::emulator::set_plugged(emulator_dir, flaky, true).unwrap();
+    click(client, "#resume-run").await;
+
     let verified = format!(
         "document.querySelectorAll('#run-table tbody tr[data-stage=done]').length === {TOKENS} \
          && document.querySelector('#run-status').dataset.status === 'completed'"
     );
+    wait_for_run(client, &verified).await;
+}
+
+async fn wait_for_run(client: &Client, condition: &str) {
     let deadline = Duration::from_secs(180);
-    if let Err(state) = poll(client, &verified, deadline).await {
+    if let Err(state) = poll(client, condition, deadline).await {
         let table = client
             .find(Locator::Css("#screen-run"))
             .await
             .unwrap()
             .text()
             .await;
-        panic!("batch not verified after {deadline:?} ({state}): {table:?}");
+        panic!("run not as expected after {deadline:?} ({state}): {table:?}");
     }
 }
 

@@ -20,6 +20,9 @@ import { ExportList } from "./run";
 
 const LOG_LIMIT = 200;
 
+/** Key states a token can be re-issued from: it holds a key from this station. */
+const ACTIVE = ["written", "verified", "exported"];
+
 /** A log entry's details on one line: `key=value` pairs. */
 export function detailText(detail: Record<string, unknown>): string {
   return Object.entries(detail ?? {})
@@ -201,7 +204,7 @@ export function History(props: {
                         {reissuing[t.serial] ? STAGE_LABEL[reissuing[t.serial]!.stage] : "starting"}
                       </span>
                     ) : (
-                      t.state !== "revoked" && (
+                      ACTIVE.includes(t.state) && (
                         <button
                           class="secondary reissue"
                           onClick={() => reissue(t.serial, props.serverUrl ? "central" : "local")}

@@ -96,35 +96,39 @@ describe("Run", () => {
     expect(screen.getByText("Export this batch")).toBeTruthy();
   });
 
-  it("shows a failed token's error and retries it by re-issuing that token", async () => {
-    const run = deferred<BatchSummary>();
-    const retry = deferred<BatchSummary>();
-    const ipc = await startBatch({ provision: () => run.promise, reissue: () => retry.promise });
+  it("shows a failed token's error and retries the failed tokens by resuming the batch", async () => {
+    const runs = [deferred<BatchSummary>(), deferred<BatchSummary>()];
+    let call = 0;
+    const ipc = await startBatch({ provision: () => runs[call++].promise });
     ipc.push("provision", "onProgress", event("0001", "done", 1));
     ipc.push(
       "provision",
       "onProgress",
-      event("0002", "failed", 2, { attempt: 3, message: "write: device removed" }),
+      event("0002", "failed", 2, { attempt: 5, message: "token 0002: unplugged during write" }),
     );
-    run.resolve(summary({ state: "failed", verified: 1, failed: 1 }));
+    runs[0].resolve(summary({ state: "failed", verified: 1, failed: 1 }));
     await screen.findByText(/Finished with failures · 2 of 2 tokens, 1 failed/);
-    expect(screen.getByText("write: device removed")).toBeTruthy();
-    fireEvent.click(screen.getByText("Retry"));
-    await waitFor(() => expect(ipc.calls.some((c) => c.cmd === "reissue")).toBe(true));
-    expect(ipc.calls.find((c) => c.cmd === "reissue")!.args.request).toEqual({
-      serial: "0002",
-      mode: { kind: "local" },
-      export: null,
-    });
-    ipc.push("reissue", "onProgress", event("0002", "writing", 0, { batch_id: 8, total: 1 }));
+    expect(screen.getByText("token 0002: unplugged during write")).toBeTruthy();
+    expect(document.querySelector("#resume-run")!.textContent).toBe("Retry failed tokens");
+
+    fireEvent.click(screen.getByText("Retry failed tokens"));
+    await screen.findByText(/Running · 1 of 2 tokens/);
+    expect(screen.getByText("retrying")).toBeTruthy();
+    const provisions = ipc.calls.filter((c) => c.cmd === "provision");
+    expect(provisions).toHaveLength(2);
+    const first = provisions[0].args.request as Record<string, unknown>;
+    expect(provisions[1].args.request).toEqual({ ...first, export: null });
+    // The resumed run counts from zero; the screen keeps the batch's own count.
+    ipc.push("provision", "onProgress", event("0002", "writing", 0, { attempt: 1 }));
     await waitFor(() => expect(stages()[1]).toEqual(["0002", "writing"]));
-    ipc.push("reissue", "onProgress", event("0002", "done", 1, { batch_id: 8, total: 1 }));
-    retry.resolve(summary({ id: 8, tokens: 1, verified: 1 }));
+    ipc.push("provision", "onProgress", event("0002", "done", 1, { attempt: 1 }));
+    runs[1].resolve(summary());
     await screen.findByText(/Completed · 2 of 2 tokens/);
     expect(stages()).toEqual([
       ["0001", "verified"],
       ["0002", "verified"],
     ]);
+    expect(document.querySelector("#resume-run")).toBeNull();
   });
 
   it("cancels a running batch", async () => {
@@ -140,6 +144,7 @@ describe("Run", () => {
     fireEvent.click(await screen.findByText("Cancel"));
     await screen.findByText(/Cancelled · 1 of 2 tokens/);
     expect(ipc.calls.filter((c) => c.cmd === "cancel_run")).toHaveLength(1);
+    expect(screen.getByText("Resume batch")).toBeTruthy();
   });
 
   it("reports a batch that fails as a whole", async () => {

@@ -9,7 +9,7 @@ export function Run(props: {
   run: RunState | null;
   exports: ExportRecord[];
   onCancel: () => void;
-  onRetry: (serial: string) => void;
+  onResume: () => void;
   onExport: (request: ExportRequest) => Promise<void>;
 }) {
   const { run } = props;
@@ -54,6 +54,11 @@ export function Run(props: {
             {run.cancelling ? "Cancelling…" : "Cancel"}
           </button>
         )}
+        {(run.status === "failed" || run.status === "cancelled") && (
+          <button id="resume-run" class="secondary" onClick={props.onResume}>
+            {run.status === "failed" ? "Retry failed tokens" : "Resume batch"}
+          </button>
+        )}
       </div>
       {run.error && (
         <p class="error" id="run-error">
@@ -81,17 +86,7 @@ export function Run(props: {
               </td>
               <td>{r.attempt}</td>
               <td class={r.stage === "failed" ? "error" : "muted"}>{r.message ?? ""}</td>
-              <td>
-                {r.stage === "failed" && !running && (
-                  <button
-                    class="secondary retry"
-                    disabled={r.retrying}
-                    onClick={() => props.onRetry(r.serial)}
-                  >
-                    {r.retrying ? "Retrying…" : "Retry"}
-                  </button>
-                )}
-              </td>
+              <td>{r.retrying && <span class="muted">retrying</span>}</td>
             </tr>
           ))}
         </tbody>
