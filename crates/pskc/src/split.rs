@@ -162,28 +162,36 @@ fn is_package_start(text: &str) -> bool {
     package_name(text).is_some()
 }
 
-/// The end of the package starting at `start`. Usually the first `</name>` after it, found
-/// with a substring search; when the section holds markup whose text could fool that search
-/// (comments, CDATA, processing instructions, a nested start of the same name), the section
-/// is scanned tag by tag.
+/// The end of the package starting at `start`: usually the first `</name>` after it, found
+/// by hopping from `<` to `<`; when the section holds markup whose text could fool that
+/// (comments, CDATA, processing instructions, a nested start of the same name), it is
+/// scanned tag by tag instead.
 fn package_end(text: &str, start: usize) -> Option<usize> {
     let qname = package_name(&text[start..])?;
-    let gt = tag_end(text.as_bytes(), start)?;
-    if text.as_bytes()[gt - 1] == b'/' {
+    let bytes = text.as_bytes();
+    let gt = tag_end(bytes, start)?;
+    if bytes[gt - 1] == b'/' {
         return Some(gt + 1);
     }
-    let body = &text[gt + 1..];
-    let open = format!("<{qname}");
-    let close = format!("</{qname}");
-    let simple = body.find(close.as_str()).and_then(|at| {
-        let inner = &body[..at];
-        let tail = &body[at + close.len()..];
-        let after = tail.trim_ascii_start();
-        let plain = !inner.contains("<!") && !inner.contains("<?") && !inner.contains(&open);
-        let end = gt + 1 + at + close.len() + (tail.len() - after.len()) + 1;
-        (plain && after.starts_with('>')).then_some(end)
-    });
-    simple.or_else(|| element_end(text, start))
+    let mut at = gt + 1;
+    loop {
+        at += bytes[at..].iter().position(|&b| b == b'<')?;
+        let rest = &text[at + 1..];
+        match rest.as_bytes().first()? {
+            b'!' | b'?' => return element_end(text, start),
+            b'/' => {
+                if let Some(tail) = rest[1..].strip_prefix(qname) {
+                    let after = tail.trim_ascii_start();
+                    if after.starts_with('>') {
+                        return Some(text.len() - after.len() + 1);
+                    }
+                }
+            }
+            _ if rest.starts_with(qname) => return element_end(text, start),
+            _ => {}
+        }
+        at += 1;
+    }
 }
 
 /// The end (exclusive) of the element starting at `start`, `None` when it is incomplete

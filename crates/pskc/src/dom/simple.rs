@@ -72,21 +72,20 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
 /// Splits the start tag at `lt`: qualified name, attribute text, self-closing, end offset.
 fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
     let bytes = text.as_bytes();
-    let mut quote = None;
-    let mut gt = None;
-    for (i, &b) in bytes.iter().enumerate().skip(lt + 1) {
-        match (quote, b) {
-            (None, b'"' | b'\'') => quote = Some(b),
-            (Some(q), _) if q == b => quote = None,
-            (None, b'>') => {
-                gt = Some(i);
-                break;
-            }
-            (None, b'<') | (Some(_), b'<') => return None,
-            _ => {}
-        }
+    // The first `>` ends the tag unless it sits in a quoted value; tags with a single quote
+    // or an odd number of double quotes before it are left to quick-xml.
+    let gt = lt + bytes[lt..].iter().position(|&b| b == b'>')?;
+    let tag = &bytes[lt + 1..gt];
+    let (lts, doubles, singles) = tag.iter().fold((0u32, 0u32, 0u32), |(l, d, s), &b| {
+        (
+            l + u32::from(b == b'<'),
+            d + u32::from(b == b'"'),
+            s + u32::from(b == b'\''),
+        )
+    });
+    if lts != 0 || singles != 0 || doubles % 2 != 0 {
+        return None;
     }
-    let gt = gt?;
     let empty = bytes[gt - 1] == b'/' && gt - 1 > lt;
     let inner = &text[lt + 1..if empty { gt - 1 } else { gt }];
     let name_end = inner
@@ -94,7 +93,8 @@ fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
         .position(|b| b.is_ascii_whitespace())
         .unwrap_or(inner.len());
     let qname = &inner[..name_end];
-    if qname.is_empty() || qname.contains(['"', '\'', '=', '/']) {
+    let odd = |b: u8| matches!(b, b'"' | b'\'' | b'=' | b'/');
+    if qname.is_empty() || qname.bytes().any(odd) {
         return None;
     }
     Some((qname, &inner[name_end..], empty, gt + 1))
@@ -105,14 +105,19 @@ fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limi
     let first = doc.attrs.len() as u32;
     let mut rest = attrs.trim_ascii_start();
     while !rest.is_empty() {
-        let eq = rest.find('=')?;
+        let eq = rest.bytes().position(|b| b == b'=')?;
         let key = rest[..eq].trim_ascii_end();
         let after = rest[eq + 1..].trim_ascii_start();
-        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-        let close = after[1..].find(quote)? + 1;
+        // Only double quotes reach here (see `start_tag`).
+        if !after.starts_with('"') {
+            return None;
+        }
+        let close = after[1..].bytes().position(|b| b == b'"')? + 1;
         let value = &after[1..close];
         // XML attribute-value normalisation would change these; leave them to quick-xml.
-        if key.is_empty() || key.contains(char::is_whitespace) || value.contains(['\t', '\n']) {
+        let space = |b: u8| b.is_ascii_whitespace();
+        let tab_or_newline = |b: u8| b == b'\t' || b == b'\n';
+        if key.is_empty() || key.bytes().any(space) || value.bytes().any(tab_or_newline) {
             return None;
         }
         if key.starts_with("xmlns") {
@@ -127,7 +132,7 @@ fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limi
         doc.text.push_str(value);
         doc.attrs.push((name, (begin, doc.text.len() as u32)));
         rest = after[close + 1..].trim_ascii_start();
-        if !rest.is_empty() && !after[close + 1..].starts_with(|c: char| c.is_ascii_whitespace()) {
+        if !rest.is_empty() && !after.as_bytes().get(close + 1).is_some_and(|b| space(*b)) {
             return None;
         }
     }
