@@ -146,12 +146,13 @@ impl<R: BufRead> Reader<R> {
     /// Reads the next batches of packages (two, one per thread, when worthwhile) into
     /// `ready`; `false` when the input does not continue with packages.
     fn read_ahead(&mut self) -> bool {
-        let first = self.next_batch();
+        let first = self.next_batch(split::BLOCK);
         if first.spans.is_empty() {
             return false;
         }
         if first.spans.len() >= PARALLEL_MIN && self.start_worker() {
-            let second = self.next_batch();
+            // This thread also cuts both batches, so it reads a smaller share.
+            let second = self.next_batch(split::BLOCK * 3 / 4);
             if let Some(worker) = &self.worker {
                 match worker.send(first) {
                     Ok(()) => {
@@ -178,10 +179,10 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// Cuts a batch, unless the package limit would be crossed (the event path reports it).
-    fn next_batch(&mut self) -> Batch {
+    fn next_batch(&mut self, size: usize) -> Batch {
         let limits = self.state.options.limits;
         let input = self.xml.reader.get_mut().inner_mut();
-        let batch = split::next_batch(input, limits.max_section);
+        let batch = split::next_batch(input, size, limits.max_section);
         if self.state.packages + batch.spans.len() > limits.max_packages {
             let (start, _) = batch.spans.first().copied().unwrap_or_default();
             input.push_back_str(&batch.text[start..]);
@@ -529,10 +530,11 @@ impl ContainerState {
         }
         let mut out = KeyData::default();
         for (name, field) in fields {
-            let at = Location::in_key(name, id);
-            let Some(bytes) = self.value(field, &at)? else {
+            let Some(bytes) = self.value(field, name, id)? else {
                 continue;
             };
+            // Built only for an error: most values are read without one.
+            let at = || Location::in_key(name, id);
             match name {
                 "Secret" => out.secret = Some(bytes.into_secret(&at)?),
                 "Counter" => out.counter = Some(bytes.unsigned(&at)?),
@@ -546,10 +548,16 @@ impl ContainerState {
     }
 
     /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content.
-    fn value<'a>(&mut self, field: El<'a>, at: &Location) -> Result<Option<RawValue<'a>>> {
+    fn value<'a>(
+        &mut self,
+        field: El<'a>,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<Option<RawValue<'a>>> {
         if let Some(plain) = field.child("PlainValue") {
             return Ok(plain.text().map(RawValue::Plain));
         }
+        let at = &Location::in_key(name, id);
         let mac = field
             .child_any(&["ValueMAC", "ValueDigest"])
             .and_then(El::text);
@@ -585,27 +593,29 @@ enum RawValue<'a> {
 }
 
 impl RawValue<'_> {
-    fn into_secret(self, at: &Location) -> Result<Secret> {
+    fn into_secret(self, at: &dyn Fn() -> Location) -> Result<Secret> {
         match self {
-            RawValue::Plain(text) => decode_base64(text, at).map(Secret::new),
+            RawValue::Plain(text) => values::base64_decode(text)
+                .map(Secret::new)
+                .ok_or_else(|| Error::invalid(at(), "not valid base64")),
             RawValue::Decrypted(secret) => Ok(secret),
         }
     }
 
-    fn unsigned(&self, at: &Location) -> Result<u64> {
+    fn unsigned(&self, at: &dyn Fn() -> Location) -> Result<u64> {
         let parsed = match self {
             RawValue::Plain(text) => values::plain_int(text),
             RawValue::Decrypted(bytes) => values::int_from_bytes(bytes.expose()),
         };
-        parsed.ok_or_else(|| Error::invalid(at.clone(), "not an unsigned integer"))
+        parsed.ok_or_else(|| Error::invalid(at(), "not an unsigned integer"))
     }
 
-    fn signed(&self, at: &Location) -> Result<i64> {
+    fn signed(&self, at: &dyn Fn() -> Location) -> Result<i64> {
         let parsed = match self {
             RawValue::Plain(text) => values::plain_signed(text),
             RawValue::Decrypted(bytes) => values::signed_from_bytes(bytes.expose()),
         };
-        parsed.ok_or_else(|| Error::invalid(at.clone(), "not an integer"))
+        parsed.ok_or_else(|| Error::invalid(at(), "not an integer"))
     }
 }
 

@@ -97,12 +97,17 @@ pub(crate) struct Batch {
 }
 
 /// Input taken per batch (a few hundred typical packages).
-const BLOCK: usize = 256 * 1024;
+pub(crate) const BLOCK: usize = 256 * 1024;
 
-/// Cuts the next batch from `input`; an empty batch means the event path must go on.
-pub(crate) fn next_batch<R: BufRead>(input: &mut Rewind<R>, max_section: usize) -> Batch {
-    let mut block = Vec::with_capacity(BLOCK);
-    input.take(&mut block, BLOCK);
+/// Cuts the next batch from about `size` bytes of `input`; an empty batch means the event
+/// path must go on.
+pub(crate) fn next_batch<R: BufRead>(
+    input: &mut Rewind<R>,
+    size: usize,
+    max_section: usize,
+) -> Batch {
+    let mut block = Vec::with_capacity(size);
+    input.take(&mut block, size);
     let text = match std::str::from_utf8(&block) {
         Ok(text) => text,
         // A character cut at the block's end, or invalid bytes: scan the valid prefix.
@@ -288,7 +293,7 @@ mod tests {
 
     fn spans(xml: &str) -> (Vec<&str>, String) {
         let mut input = Rewind::new(xml.as_bytes());
-        let batch = next_batch(&mut input, 1 << 20);
+        let batch = next_batch(&mut input, BLOCK, 1 << 20);
         let mut rest = String::new();
         input.read_to_string(&mut rest).unwrap();
         let cut = batch.spans.iter().map(|&(s, e)| &xml[s..e]).collect();
@@ -337,6 +342,6 @@ mod tests {
     fn a_section_over_the_limit_is_left_to_the_event_path() {
         let xml = "<KeyPackage><Key Id='1'/></KeyPackage>";
         let mut input = Rewind::new(xml.as_bytes());
-        assert!(next_batch(&mut input, 10).spans.is_empty());
+        assert!(next_batch(&mut input, BLOCK, 10).spans.is_empty());
     }
 }
