@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
+use crate::dom::find_byte;
+
 /// Input with bytes pushed back in front of it.
 pub(crate) struct Rewind<R> {
     front: Vec<u8>,
@@ -180,7 +182,7 @@ fn package_end(text: &str, start: usize) -> Option<usize> {
     }
     let mut at = gt + 1;
     loop {
-        at += bytes[at..].iter().position(|&b| b == b'<')?;
+        at += find_byte(&bytes[at..], b'<')?;
         let rest = &text[at + 1..];
         match rest.as_bytes().first()? {
             b'!' | b'?' => return element_end(text, start),

@@ -20,10 +20,22 @@ pub(crate) fn read_section(text: &str, doc: &mut Doc, limits: &Limits) -> bool {
 
 /// Position of the next `<` at or after `from`.
 fn next_lt(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes[from..]
-        .iter()
-        .position(|&b| b == b'<')
-        .map(|i| from + i)
+    find_byte(&bytes[from..], b'<').map(|i| from + i)
+}
+
+/// Position of the first `needle` in `haystack`: 16 bytes at a time with a comparison the
+/// compiler turns into SIMD, then the exact place within the block.
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    let mut blocks = haystack.chunks_exact(16);
+    let mut offset = 0;
+    for block in blocks.by_ref() {
+        if block.iter().fold(false, |found, &b| found | (b == needle)) {
+            return block.iter().position(|&b| b == needle).map(|i| offset + i);
+        }
+        offset += 16;
+    }
+    let rest = blocks.remainder();
+    rest.iter().position(|&b| b == needle).map(|i| offset + i)
 }
 
 /// The tokenizer proper; `None` as soon as the section leaves the simple shape.
@@ -42,7 +54,7 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
             return None;
         }
         if next == b'/' {
-            let gt = lt + bytes[lt..].iter().position(|&b| b == b'>')?;
+            let gt = lt + find_byte(&bytes[lt..], b'>')?;
             let name = text[lt + 2..gt].trim_ascii_end();
             let (_, expected) = open.pop()?;
             if name != expected {
@@ -74,7 +86,7 @@ fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
     let bytes = text.as_bytes();
     // The first `>` ends the tag unless it sits in a quoted value; tags with a single quote
     // or an odd number of double quotes before it are left to quick-xml.
-    let gt = lt + bytes[lt..].iter().position(|&b| b == b'>')?;
+    let gt = lt + find_byte(&bytes[lt..], b'>')?;
     let tag = &bytes[lt + 1..gt];
     let (lts, doubles, singles) = tag.iter().fold((0u32, 0u32, 0u32), |(l, d, s), &b| {
         (
@@ -151,4 +163,51 @@ fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limi
     let id = doc.push_node(parent, intern(local), (first, doc.attrs.len() as u32));
     check_size(doc, limits).ok()?;
     Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_byte_matches_position_everywhere() {
+        for len in [0, 1, 15, 16, 17, 40] {
+            for at in 0..len {
+                let mut hay = vec![b'a'; len];
+                hay[at] = b'<';
+                if at + 3 < len {
+                    hay[at + 3] = b'<';
+                }
+                assert_eq!(find_byte(&hay, b'<'), Some(at), "len {len}, at {at}");
+            }
+            assert_eq!(find_byte(&vec![b'a'; len], b'<'), None);
+        }
+    }
+
+    #[test]
+    fn unusual_sections_are_left_to_quick_xml() {
+        let limits = Limits::default();
+        let mut doc = Doc::default();
+        assert!(read_section(
+            "<KeyPackage><Key Id=\"1\">x</Key></KeyPackage>",
+            &mut doc,
+            &limits
+        ));
+        assert_eq!(
+            doc.root().child("Key").and_then(|k| k.attr("Id")),
+            Some("1")
+        );
+        for text in [
+            "<KeyPackage><Key Id='1'/></KeyPackage>",
+            "<KeyPackage><!-- c --></KeyPackage>",
+            "<KeyPackage>&amp;</KeyPackage>",
+            "<KeyPackage><Key></Yek></KeyPackage>",
+            "<KeyPackage xmlns=\"urn:x\"/>",
+            "<KeyPackage><Extensions/></KeyPackage>",
+            "<KeyPackage a=\"1\" a=\"2\"/>",
+            "<KeyPackage a=\"x\ty\"/>",
+        ] {
+            assert!(!read_section(text, &mut doc, &limits), "{text}");
+        }
+    }
 }
