@@ -58,12 +58,15 @@ export function App(props: { initialScreen?: Screen }) {
 
   const loadDevices = () => api.devices().then(setDevices, report);
 
-  // The list, then its changes; a new subscription replaces the previous watcher.
+  // Changes, then the list: listing once the watcher runs leaves no gap in which a token
+  // could come or go unseen. A new subscription replaces the previous watcher.
   const followDevices = () => {
-    loadDevices();
     api
       .watchDevices((e) => setDevices((list) => applyDeviceEvent(list ?? [], e)))
-      .catch(report);
+      .then(loadDevices, (e) => {
+        report(e);
+        loadDevices();
+      });
   };
 
   useEffect(() => {

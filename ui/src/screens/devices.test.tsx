@@ -55,6 +55,9 @@ describe("Devices", () => {
     });
     render(<App />);
     await screen.findByText("1 token attached");
+    // Listed only once the watcher runs, so no change falls between the two.
+    const order = ipc.calls.map((c) => c.cmd).filter((c) => c.endsWith("devices"));
+    expect(order).toEqual(["watch_devices", "devices"]);
     ipc.push("watch_devices", "onEvent", { event: "arrived", device: device("0002") });
     await screen.findByText("2 tokens attached");
     ipc.push("watch_devices", "onEvent", { event: "removed", device: device("0001") });
