@@ -32,6 +32,57 @@ pub fn verify(algorithm: Hmac, key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     expected.ct_eq(tag).into()
 }
 
+/// An HMAC key set up once (inner and outer pads hashed) and cloned for each value, so that
+/// a file's thousands of ValueMACs do not redo the key schedule. Zeroized on drop.
+#[derive(Clone)]
+pub(crate) enum Keyed {
+    Sha1(hmac::Hmac<sha1::Sha1>),
+    Sha224(hmac::Hmac<sha2::Sha224>),
+    Sha256(hmac::Hmac<sha2::Sha256>),
+    Sha384(hmac::Hmac<sha2::Sha384>),
+    Sha512(hmac::Hmac<sha2::Sha512>),
+}
+
+impl std::fmt::Debug for Keyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyed([REDACTED])")
+    }
+}
+
+impl Keyed {
+    /// Sets up `key` for `algorithm`.
+    pub(crate) fn new(algorithm: Hmac, key: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the fallbacks
+        // keep the code free of panics all the same.
+        fn keyed<M: Mac + KeyInit>(key: &[u8]) -> M {
+            <M as KeyInit>::new_from_slice(key).unwrap_or_else(|_| M::new(&Default::default()))
+        }
+        match algorithm {
+            Hmac::Sha1 => Keyed::Sha1(keyed(key)),
+            Hmac::Sha224 => Keyed::Sha224(keyed(key)),
+            Hmac::Sha256 => Keyed::Sha256(keyed(key)),
+            Hmac::Sha384 => Keyed::Sha384(keyed(key)),
+            Hmac::Sha512 => Keyed::Sha512(keyed(key)),
+        }
+    }
+
+    /// Constant-time check that `tag` is the HMAC of `data` (full length only).
+    pub(crate) fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        fn run<M: Mac + Clone>(mac: &M, data: &[u8], tag: &[u8]) -> bool {
+            let mut mac = mac.clone();
+            mac.update(data);
+            mac.finalize().into_bytes().as_slice().ct_eq(tag).into()
+        }
+        match self {
+            Keyed::Sha1(mac) => run(mac, data, tag),
+            Keyed::Sha224(mac) => run(mac, data, tag),
+            Keyed::Sha256(mac) => run(mac, data, tag),
+            Keyed::Sha384(mac) => run(mac, data, tag),
+            Keyed::Sha512(mac) => run(mac, data, tag),
+        }
+    }
+}
+
 /// PBKDF2 (RFC 8018 §5.2) with the HMAC `prf`.
 pub fn pbkdf2(prf: Hmac, password: &[u8], salt: &[u8], iterations: u32, len: usize) -> Secret {
     let mut out = vec![0u8; len];
@@ -72,6 +123,22 @@ mod tests {
         assert!(!verify(Hmac::Sha1, b"Jefe", data, &sha1[..19]));
         for algorithm in Hmac::ALL {
             assert_eq!(hmac(algorithm, b"k", b"d").len(), algorithm.output_len());
+        }
+    }
+
+    #[test]
+    fn keyed_verify_agrees_with_hmac() {
+        let data = b"what do ya want for nothing?";
+        for algorithm in Hmac::ALL {
+            let keyed = Keyed::new(algorithm, b"Jefe");
+            let tag = hmac(algorithm, b"Jefe", data);
+            assert!(keyed.verify(data, &tag));
+            assert!(
+                keyed.verify(data, &tag),
+                "a second use starts from the same key"
+            );
+            assert!(!keyed.verify(data, &tag[..tag.len() - 1]));
+            assert!(!keyed.verify(b"other", &tag));
         }
     }
 

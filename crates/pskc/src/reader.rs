@@ -846,6 +846,8 @@ struct Crypto {
     key: Option<Secret>,
     /// Cache: the MAC algorithm and decrypted MAC key (`None` inside: use the key).
     mac: Option<(Hmac, Option<Secret>)>,
+    /// Cache: the MAC key of `mac` (or the key) set up for HMAC once.
+    mac_keyed: Option<mac::Keyed>,
     /// Cache: the last value algorithm URI and its cipher.
     cipher_cache: Option<(String, Cipher)>,
 }
@@ -1057,7 +1059,11 @@ impl Crypto {
             };
             let mac_key_decrypted = mac_key.is_some();
             let mac_key = mac_key.as_ref().unwrap_or(key);
-            if mac::verify(*algorithm, mac_key.expose(), cipher_value, tag) {
+            let valid = match &self.mac_keyed {
+                Some(keyed) => keyed.verify(cipher_value, tag),
+                None => mac::verify(*algorithm, mac_key.expose(), cipher_value, tag),
+            };
+            if valid {
                 return self.open(cipher, key, cipher_value, at).map(Some);
             }
             return match self.open(cipher, key, cipher_value, at) {
@@ -1154,6 +1160,8 @@ impl Crypto {
                 Some(self.open(cipher, key, value, &mac_at)?)
             }
         };
+        let effective = mac_key.as_ref().or(self.key.as_ref());
+        self.mac_keyed = effective.map(|key| mac::Keyed::new(algorithm, key.expose()));
         self.mac = Some((algorithm, mac_key));
         Ok(())
     }
