@@ -171,6 +171,24 @@ fn a_local_hotp_batch_over_emulated_tokens() {
     assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
     assert!(!log.iter().any(|e| e["detail"].to_string().contains(secret)));
 
+    // Re-issue one token: a one-token batch whose new key replaces the old one.
+    let serial = tokens[0]["serial"].clone();
+    let request = json!({ "serial": serial, "mode": { "kind": "local" }, "export": null });
+    let body = json!({ "request": request, "onProgress": "__CHANNEL__:8" });
+    let reissued = invoke(&h.window, "reissue", body).unwrap();
+    assert_eq!(
+        (reissued["tokens"].as_u64(), reissued["verified"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_ne!(reissued["id"], batch_id);
+    let detail = invoke(&h.window, "batch", json!({ "idOrName": "ipc" })).unwrap();
+    let old = detail["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["serial"] == serial);
+    assert_eq!(old.unwrap()["state"], "revoked", "{detail}");
+
     assert_eq!(invoke(&h.window, "cancel_run", json!({})).unwrap(), false);
     let err = invoke(&h.window, "batch", json!({ "idOrName": "nope" })).unwrap_err();
     assert_eq!(err["code"], "unknown_batch", "{err}");
