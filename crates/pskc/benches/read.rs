@@ -30,7 +30,7 @@ const ITERATIONS: u32 = 100_000;
 const PYTHON: &str = r#"
 import sys, time, pskc
 path, key, password = sys.argv[1], sys.argv[2], sys.argv[3]
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 p = pskc.PSKC(path)
 if key: p.encryption.key = bytes.fromhex(key)
 if password: p.encryption.derive_key(password)
@@ -38,7 +38,7 @@ n = 0
 for k in p.keys:
     assert k.secret is not None
     n += k.counter or 0
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - cpu)
 "#;
 
 #[derive(Clone, Copy)]
@@ -127,6 +127,20 @@ fn generate(path: &Path, kind: Kind, keys: usize) {
     writer.finish().unwrap().flush().unwrap();
 }
 
+/// CPU time of waited-for children (`cutime + cstime` of `/proc/self/stat`, 10 ms ticks).
+fn children_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = text.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((tick(13) + tick(14)) * 10)
+}
+
 /// CPU time of this process, all threads (`utime + stime` of `/proc/self/stat`, 10 ms ticks).
 fn process_cpu() -> Duration {
     let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -170,7 +184,8 @@ fn python_path() -> PathBuf {
     venv.join("bin/python")
 }
 
-fn python_read(path: &Path, kind: Kind) -> Option<Duration> {
+/// python-pskc's wall-clock and CPU time of load + read (measured inside the interpreter).
+fn python_read(path: &Path, kind: Kind) -> Option<(Duration, Duration)> {
     let (key, password) = match kind {
         Kind::Plain => ("", ""),
         Kind::Aes => (PSK, ""),
@@ -189,8 +204,12 @@ fn python_read(path: &Path, kind: Kind) -> Option<Duration> {
         );
         return None;
     }
-    let seconds: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    Some(Duration::from_secs_f64(seconds))
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut seconds = text
+        .split_whitespace()
+        .filter_map(|t| t.parse::<f64>().ok());
+    let wall = Duration::from_secs_f64(seconds.next()?);
+    Some((wall, Duration::from_secs_f64(seconds.next()?)))
 }
 
 /// Wall-clock time of the whole `pskctool --info` process.
@@ -286,26 +305,35 @@ fn main() {
         "{:<26} {:>7} {:>12} {:>14} {:>9} {:>14} {:>9}",
         "file", "keys", "keyprov", "python-pskc", "ratio", "pskctool", "ratio"
     );
+    let mut cpu_rows = Vec::new();
     for &keys in &sizes {
         for kind in [Kind::Plain, Kind::Aes, Kind::Pbkdf2] {
             let path = dir.path().join(format!("{}-{keys}.pskcxml", kind.name()));
             generate(&path, kind, keys);
+            let cpu = process_cpu();
             let ours = best_of(5, || keyprov_read(&path, kind));
-            let python = (0..2).filter_map(|_| python_read(&path, kind)).min();
-            let (tool, tool_ratio) = match kind {
+            let ours_cpu = (process_cpu() - cpu) / 5;
+            let pythons: Vec<_> = (0..2).filter_map(|_| python_read(&path, kind)).collect();
+            let python = pythons.iter().map(|(wall, _)| *wall).min();
+            let python_cpu = pythons.iter().map(|(_, cpu)| *cpu).min();
+            let mut tool_cpu = None;
+            let (tool_text, tool_ratio) = match kind {
                 Kind::Plain => {
+                    let cpu = children_cpu();
                     let tool = (0..5).filter_map(|_| pskctool_info(&path)).min();
+                    tool_cpu = tool.map(|_| (children_cpu() - cpu) / 5);
                     (tool.map(ms).unwrap_or("n/a".into()), ratio(tool, ours))
                 }
                 _ => ("(cannot decrypt)".to_owned(), "-".to_owned()),
             };
+            cpu_rows.push((kind.name(), keys, ours_cpu, python_cpu, tool_cpu));
             println!(
                 "{:<26} {keys:>7} {:>12} {:>14} {:>9} {:>14} {:>9}",
                 kind.name(),
                 ms(ours),
                 python.map(ms).unwrap_or("n/a".into()),
                 ratio(python, ours),
-                tool,
+                tool_text,
                 tool_ratio,
             );
             std::fs::remove_file(&path).unwrap();
@@ -315,6 +343,19 @@ fn main() {
     println!(
         "targets (issue 2): >= 100x python-pskc on the 10k encrypted file, >= 5x pskctool on plain"
     );
+    println!(
+        "For reference, CPU time (all threads; keyprov and pskctool: mean of 5, 10 ms ticks):"
+    );
+    for (name, keys, ours, python, tool) in cpu_rows {
+        println!(
+            "{name:<26} {keys:>7} {:>12} {:>14} {:>9} {:>14} {:>9}",
+            ms(ours),
+            python.map(ms).unwrap_or("n/a".into()),
+            ratio(python, ours),
+            tool.map(ms).unwrap_or("-".into()),
+            tool.map_or("-".into(), |t| ratio(Some(t), ours)),
+        );
+    }
 
     // Streaming: a ~100 MB encrypted file read with bounded memory (target <= 64 MiB RSS).
     let big = dir.path().join("big.pskcxml");
