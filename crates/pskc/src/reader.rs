@@ -189,10 +189,12 @@ impl<R: BufRead> Reader<R> {
             return Batch {
                 text: String::new(),
                 spans: Vec::new(),
+                first: 0,
             };
         }
+        let first = self.state.packages + 1;
         self.state.packages += batch.spans.len();
-        batch
+        Batch { first, ..batch }
     }
 
     fn start_worker(&mut self) -> bool {
@@ -427,7 +429,11 @@ impl ContainerState {
         let packages = batch
             .spans
             .iter()
-            .map(|&(start, end)| self.section(&batch.text[start..end], &mut doc))
+            .enumerate()
+            .map(|(i, &(start, end))| {
+                self.section(&batch.text[start..end], &mut doc)
+                    .map_err(|err| in_package(err, batch.first + i))
+            })
             .collect();
         self.doc = doc;
         packages
@@ -583,6 +589,17 @@ impl ContainerState {
             return Ok(Some(RawValue::Plain(value)));
         }
         Ok(None)
+    }
+}
+
+/// XML errors of a section read apart count bytes from the section's start: say which.
+fn in_package(err: Error, number: usize) -> Error {
+    match err {
+        Error::Xml { position, reason } => Error::Xml {
+            position,
+            reason: format!("{reason} (offset within KeyPackage #{number})"),
+        },
+        other => other,
     }
 }
 

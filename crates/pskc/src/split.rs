@@ -96,6 +96,8 @@ impl<R: BufRead> BufRead for Rewind<R> {
 pub(crate) struct Batch {
     pub text: String,
     pub spans: Vec<(usize, usize)>,
+    /// Number (from 1) of the document's package that the first span holds.
+    pub first: usize,
 }
 
 /// Input taken per batch (a few hundred typical packages).
@@ -133,13 +135,18 @@ pub(crate) fn next_batch<R: BufRead>(
     input.push_back(&block[at..]);
     block.truncate(at);
     match String::from_utf8(block) {
-        Ok(text) => Batch { text, spans },
+        Ok(text) => Batch {
+            text,
+            spans,
+            first: 0,
+        },
         // Cannot happen (a prefix of valid UTF-8 ending after a '>'); fall back safely.
         Err(err) => {
             input.push_back(err.as_bytes());
             Batch {
                 text: String::new(),
                 spans: Vec::new(),
+                first: 0,
             }
         }
     }

@@ -134,3 +134,18 @@ fn a_tampered_package_deep_in_a_batch_is_reported_in_order() {
         }
     }
 }
+
+#[test]
+fn a_malformed_package_in_a_batch_names_its_number() {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interop/pskc-corpus/python-pskc/rfc6030/figure6.pskcxml");
+    let many = repeat_packages(&std::fs::read(corpus).unwrap(), 40).unwrap();
+    let mut text = String::from_utf8(many).unwrap();
+    let at = text.match_indices("</DeviceInfo>").nth(29).unwrap().0;
+    text.replace_range(at..at + 13, "</DeviceInfx>");
+    let key = Secret::from_hex("12345678901234567890123456789012").unwrap();
+    let err = parse(text.as_bytes(), &ReadOptions::with_key(key)).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, keyprov_pskc::Error::Xml { .. }), "{message}");
+    assert!(message.contains("KeyPackage #30"), "{message}");
+}
