@@ -9,7 +9,8 @@ use aes_kw::{AesKw, AesKwp};
 use cbc::cipher::block_padding::{NoPadding, Pkcs7};
 use cbc::cipher::typenum::Unsigned;
 use cbc::cipher::{
-    BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit,
+    BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, InnerIvInit,
+    KeyInit, KeyIvInit,
 };
 use des::{TdesEde2, TdesEde3};
 use sha1::{Digest, Sha1};
@@ -96,6 +97,16 @@ fn cbc_decrypt<C: BlockCipherDecrypt + KeyInit>(
     data: &[u8],
     iv: Option<&[u8]>,
 ) -> Result<Secret, Failure> {
+    let inner = C::new_from_slice(key).map_err(|_| Failure::KeyLength)?;
+    cbc_decrypt_with(inner, data, iv)
+}
+
+/// CBC decryption with a block cipher whose key schedule is already done.
+fn cbc_decrypt_with<C: BlockCipherDecrypt>(
+    inner: C,
+    data: &[u8],
+    iv: Option<&[u8]>,
+) -> Result<Secret, Failure> {
     let block = C::BlockSize::USIZE;
     let (iv, body) = match iv {
         Some(iv) => (iv, data),
@@ -107,7 +118,7 @@ fn cbc_decrypt<C: BlockCipherDecrypt + KeyInit>(
             "length is not a multiple of the block size",
         ));
     }
-    let mode = cbc::Decryptor::<C>::new_from_slices(key, iv)
+    let mode = cbc::Decryptor::<C>::inner_iv_slice_init(inner, iv)
         .map_err(|_| Failure::Malformed("IV has the wrong length"))?;
     let mut buf = Zeroizing::new(body.to_vec());
     let len = mode
@@ -116,6 +127,51 @@ fn cbc_decrypt<C: BlockCipherDecrypt + KeyInit>(
         .len();
     buf.truncate(len);
     Ok(Secret::new(std::mem::take(&mut *buf)))
+}
+
+/// An AES-CBC key with its key schedule done once, for the many values of one file
+/// (zeroized on drop by the `aes` crate).
+#[derive(Clone)]
+pub(crate) enum Prepared {
+    Aes128(aes::Aes128),
+    Aes192(aes::Aes192),
+    Aes256(aes::Aes256),
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Prepared([REDACTED])")
+    }
+}
+
+impl Prepared {
+    /// `None` for ciphers other than AES-CBC or a key of the wrong length.
+    pub(crate) fn new(cipher: Cipher, key: &[u8]) -> Option<Self> {
+        match cipher {
+            Cipher::Aes128Cbc => aes::Aes128::new_from_slice(key).ok().map(Prepared::Aes128),
+            Cipher::Aes192Cbc => aes::Aes192::new_from_slice(key).ok().map(Prepared::Aes192),
+            Cipher::Aes256Cbc => aes::Aes256::new_from_slice(key).ok().map(Prepared::Aes256),
+            _ => None,
+        }
+    }
+
+    /// The cipher this key is prepared for.
+    pub(crate) fn cipher(&self) -> Cipher {
+        match self {
+            Prepared::Aes128(_) => Cipher::Aes128Cbc,
+            Prepared::Aes192(_) => Cipher::Aes192Cbc,
+            Prepared::Aes256(_) => Cipher::Aes256Cbc,
+        }
+    }
+
+    /// Like [`decrypt`] with this cipher and key.
+    pub(crate) fn decrypt(&self, data: &[u8], iv: Option<&[u8]>) -> Result<Secret, Failure> {
+        match self {
+            Prepared::Aes128(inner) => cbc_decrypt_with(inner.clone(), data, iv),
+            Prepared::Aes192(inner) => cbc_decrypt_with(inner.clone(), data, iv),
+            Prepared::Aes256(inner) => cbc_decrypt_with(inner.clone(), data, iv),
+        }
+    }
 }
 
 fn cbc_encrypt<C: BlockCipherEncrypt + KeyInit>(
@@ -393,6 +449,26 @@ mod tests {
 
     fn h(text: &str) -> Vec<u8> {
         hex::decode(text).unwrap()
+    }
+
+    #[test]
+    fn prepared_aes_decrypts_like_decrypt() {
+        for (cipher, len) in [
+            (Cipher::Aes128Cbc, 16),
+            (Cipher::Aes192Cbc, 24),
+            (Cipher::Aes256Cbc, 32),
+        ] {
+            let key: Vec<u8> = (0..len as u8).collect();
+            let sealed = encrypt(cipher, &key, b"12345678901234567890").unwrap();
+            let prepared = Prepared::new(cipher, &key).unwrap();
+            assert_eq!(prepared.cipher(), cipher);
+            let once = prepared.decrypt(&sealed, None).unwrap();
+            assert_eq!(once.expose(), b"12345678901234567890");
+            let again = prepared.decrypt(&sealed, None).unwrap();
+            assert_eq!(again, decrypt(cipher, &key, &sealed, None).unwrap());
+        }
+        assert!(Prepared::new(Cipher::Aes128Cbc, &[0u8; 15]).is_none());
+        assert!(Prepared::new(Cipher::KwAes128, &[0u8; 16]).is_none());
     }
 
     #[test]

@@ -863,6 +863,8 @@ struct Crypto {
     key: Option<Secret>,
     /// Cache: the MAC algorithm and decrypted MAC key (`None` inside: use the key).
     mac: Option<(Hmac, Option<Secret>)>,
+    /// Cache: the key with its AES key schedule done, for the cipher it names.
+    prepared: Option<encryption::Prepared>,
     /// Cache: the MAC key of `mac` (or the key) set up for HMAC once.
     mac_keyed: Option<mac::Keyed>,
     /// Cache: the last value algorithm URI and its cipher.
@@ -1067,6 +1069,10 @@ impl Crypto {
         if !self.ensure_key(cipher, at, options)? {
             return Ok(None);
         }
+        if self.prepared.as_ref().map(encryption::Prepared::cipher) != Some(cipher) {
+            let key = self.key.as_ref();
+            self.prepared = key.and_then(|key| encryption::Prepared::new(cipher, key.expose()));
+        }
 
         // 3. ValueMAC present: verify over IV||ciphertext; legacy files MAC the plaintext.
         if let Some(tag) = value_mac {
@@ -1081,9 +1087,9 @@ impl Crypto {
                 None => mac::verify(*algorithm, mac_key.expose(), cipher_value, tag),
             };
             if valid {
-                return self.open(cipher, key, cipher_value, at).map(Some);
+                return self.open_value(cipher, key, cipher_value, at).map(Some);
             }
-            return match self.open(cipher, key, cipher_value, at) {
+            return match self.open_value(cipher, key, cipher_value, at) {
                 Ok(plain) if mac::verify(*algorithm, mac_key.expose(), plain.expose(), tag) => {
                     Ok(Some(plain))
                 }
@@ -1099,7 +1105,7 @@ impl Crypto {
         let Some(key) = &self.key else {
             return Ok(None);
         };
-        self.open(cipher, key, cipher_value, at).map(Some)
+        self.open_value(cipher, key, cipher_value, at).map(Some)
     }
 
     fn decrypt_asymmetric(
@@ -1132,6 +1138,25 @@ impl Crypto {
             .decrypt(cipher, cipher_value)
             .map(Some)
             .map_err(|_| Error::WrongKey { at: at.clone() })
+    }
+
+    /// [`Crypto::open`] for a value under the container key, with the key schedule cached.
+    fn open_value(
+        &self,
+        cipher: Cipher,
+        key: &Secret,
+        data: &[u8],
+        at: &Location,
+    ) -> Result<Secret> {
+        match &self.prepared {
+            Some(prepared) if prepared.cipher() == cipher => {
+                let iv = self.iv.as_deref();
+                prepared
+                    .decrypt(data, iv)
+                    .map_err(|failure| failure_error(failure, cipher, key.len(), at))
+            }
+            _ => self.open(cipher, key, data, at),
+        }
     }
 
     fn open(&self, cipher: Cipher, key: &Secret, data: &[u8], at: &Location) -> Result<Secret> {
