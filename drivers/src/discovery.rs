@@ -12,23 +12,52 @@ use crate::nitrokey::{Model, Nitrokey};
 use crate::token::{Family, Location, Token, TokenInfo};
 use crate::yubikey::{self, YubiKey};
 
+/// Most tokens opened at once while listing: opening is mostly waiting on the device (status
+/// polls, a serial read), so a hub of tokens is read in parallel rather than one by one.
+const LIST_THREADS: usize = 64;
+
 /// Lists attached tokens: real HID devices, then the plugged devices of `emulator_dir`,
-/// each with its free slots read from the device.
+/// each with its free slots read from the device. Tokens are opened in parallel (each on
+/// its own thread, at most [`LIST_THREADS`] at once); the order is that of enumeration.
 pub fn list(emulator_dir: Option<&Path>) -> Result<Vec<TokenInfo>> {
-    let mut found = Vec::new();
-    for (_, info) in scan(emulator_dir)? {
-        let mut token = match open(&info) {
-            Ok(token) => token,
-            Err(err) if err.is_transient() => {
-                warn!(device = %info.label(), %err, "token vanished while listing");
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        token.programmed_slots()?;
-        found.push(token.info().clone());
+    let candidates: Vec<TokenInfo> = scan(emulator_dir)?.into_iter().map(|(_, i)| i).collect();
+    let mut found = Vec::with_capacity(candidates.len());
+    for chunk in candidates.chunks(LIST_THREADS) {
+        let opened: Vec<Result<Option<TokenInfo>>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = chunk
+                .iter()
+                .map(|info| scope.spawn(move || read_listing(info)))
+                .collect();
+            threads.into_iter().map(join_listing).collect()
+        });
+        for token in opened {
+            found.extend(token?);
+        }
     }
     Ok(found)
+}
+
+/// Opens one candidate and reads its slots; `None` when it vanished meanwhile.
+fn read_listing(info: &TokenInfo) -> Result<Option<TokenInfo>> {
+    let mut token = match open(info) {
+        Ok(token) => token,
+        Err(err) if err.is_transient() => {
+            warn!(device = %info.label(), %err, "token vanished while listing");
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    token.programmed_slots()?;
+    Ok(Some(token.info().clone()))
+}
+
+fn join_listing(
+    thread: std::thread::ScopedJoinHandle<'_, Result<Option<TokenInfo>>>,
+) -> Result<Option<TokenInfo>> {
+    // A driver panic is a bug; re-raise it on the caller's thread as `thread::scope` would.
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Opens a token found by [`list`] or the [`crate::Watcher`].

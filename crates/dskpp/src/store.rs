@@ -259,11 +259,29 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// How long a statement waits for another connection's write transaction to end.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Pause between two attempts while waiting.
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// SQLite's busy handler for the `dskpp_` connection: try again every quarter millisecond for
+/// up to [`BUSY_WAIT`]. (SQLite's own `busy_timeout` sleeps 1, 2, 5, 10 ... 100 ms between
+/// attempts, so a run sharing the file with the station's journal waited far longer than the
+/// few hundred microseconds the journal's transactions hold the lock.)
+fn wait_for_writer(attempts: i32) -> bool {
+    let limit = BUSY_WAIT.as_micros() / BUSY_PAUSE.as_micros();
+    if u128::try_from(attempts).unwrap_or(0) >= limit {
+        return false;
+    }
+    std::thread::sleep(BUSY_PAUSE);
+    true
+}
+
 impl SqliteStore {
     /// Opens (or creates) the `dskpp_` tables in the database at `db`, sealing with `master`.
     pub fn open(db: &Path, master: Arc<MasterKey>) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut conn = Connection::open(db)?;
+        conn.busy_handler(Some(wait_for_writer))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;

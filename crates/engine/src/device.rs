@@ -407,7 +407,7 @@ struct EmulatorFinger {
 }
 
 impl EmulatorFinger {
-    const DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+    const DELAY: std::time::Duration = std::time::Duration::from_millis(1);
     const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
     fn for_token(info: &TokenInfo, slot: Slot) -> Option<EmulatorFinger> {

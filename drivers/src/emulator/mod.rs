@@ -3,7 +3,7 @@
 //! directory (see [`store`]), configurable latency and injectable faults.
 //!
 //! The functions here are what `keyprov emulator ...` and the tests use: [`add`], [`list`],
-//! [`touch`], [`set_plugged`], [`inject_fault`], [`set_latency`].
+//! [`touch`], [`touch_totp`], [`set_plugged`], [`inject_fault`], [`set_latency`].
 
 pub mod nitrokey;
 pub mod store;
@@ -129,13 +129,20 @@ pub fn list(dir: &Path) -> Result<Vec<EmulatedDevice>> {
     Ok(store::load_all(dir)?.iter().map(describe).collect())
 }
 
-/// Finds a device by serial (case-insensitive for Nitrokey's hex serials).
+/// Finds a device by serial (case-insensitive for Nitrokey's hex serials). A serial spelled
+/// as stored names its file directly; only other spellings read the whole directory (which
+/// for a hub of devices, opened and touched one by one, would read every file each time).
 fn resolve(dir: &Path, serial: &str) -> Result<String> {
+    let serial = serial.trim();
+    let plain = !serial.is_empty() && serial.bytes().all(|b| b.is_ascii_alphanumeric());
+    if plain && store::state_path(dir, serial).is_file() {
+        return Ok(serial.to_owned());
+    }
     let states = store::load_all(dir)?;
     states
         .iter()
         .map(DeviceState::serial_string)
-        .find(|s| s.eq_ignore_ascii_case(serial.trim()))
+        .find(|s| s.eq_ignore_ascii_case(serial))
         .ok_or_else(|| Error::NoSuchDevice {
             serial: serial.to_owned(),
         })
@@ -158,6 +165,29 @@ pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
             Family::Yubikey => yubikey::touch(state, slot.unwrap_or(1), &path),
             _ => nitrokey_touch(state, slot.unwrap_or(0), &path),
         }
+    })
+}
+
+/// The code a Nitrokey TOTP slot (0–14) gives now: GET_CODE on the slot, as the device
+/// answers it (its own clock, as SET_TIME left it). Nothing changes on the device. A YubiKey
+/// has no TOTP slot.
+pub fn touch_totp(dir: &Path, serial: &str, slot: u8) -> Result<String> {
+    let serial = resolve(dir, serial)?;
+    let state = store::load(dir, &serial)?;
+    let device = format!("emulated {serial}");
+    if !state.plugged {
+        return Err(Error::Unplugged {
+            device,
+            operation: "read TOTP code",
+        });
+    }
+    let nk = state.nitrokey.as_ref().ok_or_else(|| Error::NotSupported {
+        device: device.clone(),
+        what: "TOTP: a YubiKey OTP slot has no clock".into(),
+    })?;
+    nitrokey::totp_code(nk, slot).ok_or_else(|| Error::SlotNotProgrammed {
+        device,
+        slot: format!("totp:{slot}"),
     })
 }
 
@@ -260,6 +290,9 @@ pub struct EmulatorTransport {
     generation: u64,
     dead: bool,
     session: Session,
+    /// The state file as last read, by version: a status poll re-reads it only after some
+    /// process replaced it.
+    cached: Option<(store::Version, DeviceState)>,
 }
 
 impl EmulatorTransport {
@@ -283,6 +316,7 @@ impl EmulatorTransport {
             generation: state.generation,
             dead: false,
             session,
+            cached: None,
         })
     }
 
@@ -291,7 +325,7 @@ impl EmulatorTransport {
         let state = if self.dead {
             None
         } else {
-            store::load(&self.dir, &self.serial).ok()
+            self.current_state()
         };
         match state {
             Some(state) if state.plugged && state.generation == self.generation => Ok(state),
@@ -303,6 +337,21 @@ impl EmulatorTransport {
                 })
             }
         }
+    }
+
+    /// The device's state, read again only when its file changed since the last read.
+    fn current_state(&mut self) -> Option<DeviceState> {
+        // The version is taken before reading: a write in between makes the next call
+        // read again, never keep a stale state.
+        let version = store::version(&self.dir, &self.serial).ok()?;
+        if let Some((cached, state)) = &self.cached
+            && *cached == version
+        {
+            return Some(state.clone());
+        }
+        let state = store::load(&self.dir, &self.serial).ok()?;
+        self.cached = Some((version, state.clone()));
+        Some(state)
     }
 
     fn died(&mut self, err: Error) -> Error {
@@ -363,6 +412,7 @@ impl HidTransport for EmulatorTransport {
 
     fn read_input_report(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<usize>> {
         let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
         loop {
             let state = self.live_state("read input report")?;
             let pending = state
@@ -379,9 +429,10 @@ impl HidTransport for EmulatorTransport {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
-            std::thread::sleep(
-                Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
-            );
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            // A real read blocks until a report arrives; polling the state file stands in
+            // for that, first every millisecond, then less often.
+            pause = (pause * 2).min(Duration::from_millis(8));
         }
     }
 

@@ -4,7 +4,11 @@
 //!
 //! Polling follows ykcore: before every report written, wait until the write flag clears
 //! (up to 1150 ms); a response must start within 1000 ms (longer while the key waits for a
-//! touch); a configuration succeeded iff the programming sequence advanced.
+//! touch); a configuration succeeded iff the programming sequence advanced. Polls start
+//! 1 ms after the first busy status and back off exponentially (as ykcore's do), but only up
+//! to a few milliseconds while the write flag is set, so that a finished write is noticed
+//! within [`POLL_WRITE_MAX`] rather than up to ykcore's 500 ms later; the time limits are
+//! ykcore's.
 
 pub mod config;
 pub mod frame;
@@ -40,7 +44,13 @@ pub const EMULATED_PID: u16 = 0x0407;
 const WAIT_FOR_WRITE: Duration = Duration::from_millis(1150);
 /// Longest wait for a response to start (ykcore).
 const WAIT_FOR_RESPONSE: Duration = Duration::from_millis(1000);
-/// Poll interval while the key is processing (yubikit).
+/// First pause between two status polls (ykcore starts its back-off at 1 ms).
+const POLL_FIRST: Duration = Duration::from_millis(1);
+/// Longest pause between polls of the write flag: a flash write lasts tens to hundreds of
+/// milliseconds, and a poll is one 8-byte control transfer, so polling often costs the bus
+/// little and finds the key ready at most this late.
+const POLL_WRITE_MAX: Duration = Duration::from_millis(4);
+/// Longest pause between polls while the key is computing a response (yubikit's interval).
 const POLL_PROCESSING: Duration = Duration::from_millis(20);
 /// Poll interval while the key waits for a touch (yubikit).
 const POLL_TOUCH: Duration = Duration::from_millis(100);
@@ -159,7 +169,7 @@ impl YubiKey {
     /// the host committed a frame) or did not finish (`Timeout`, after the last chunk).
     fn await_ready(&mut self, operation: &'static str, committed: bool) -> Result<[u8; 8]> {
         let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut pause = POLL_FIRST;
         loop {
             let report = self.read_report()?;
             if report[7] & SLOT_WRITE_FLAG == 0 {
@@ -182,8 +192,8 @@ impl YubiKey {
                     }
                 });
             }
-            sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
+            sleep(pause.min(WAIT_FOR_WRITE - waited));
+            pause = (pause * 2).min(POLL_WRITE_MAX);
         }
     }
 
@@ -246,6 +256,7 @@ impl YubiKey {
         let mut seq = 0u8;
         let start = Instant::now();
         let mut deadline = start + WAIT_FOR_RESPONSE;
+        let mut pause = POLL_FIRST;
         loop {
             let report = self.read_report()?;
             let flags = report[7];
@@ -289,7 +300,8 @@ impl YubiKey {
                 deadline = deadline.max(Instant::now() + left);
                 sleep(POLL_TOUCH);
             } else {
-                sleep(POLL_PROCESSING);
+                sleep(pause);
+                pause = (pause * 2).min(POLL_PROCESSING);
             }
         }
     }
