@@ -1,5 +1,6 @@
 //! `keyprov devices` and `keyprov emulator …` end to end: emulated devices listed with their
-//! serials, plug/unplug, touch printing RFC 4226 values, `--watch` reporting changes within
+//! serials, plug/unplug, touch printing RFC 4226 values (and, with `--totp`, the code
+//! `oathtool --totp` computes), `--watch` reporting changes within
 //! a second, and SIGKILLed processes leaving a readable emulator state.
 
 use std::io::{BufRead, BufReader};
@@ -144,6 +145,74 @@ fn touch_prints_the_rfc4226_sequence() {
             expected
         );
     }
+}
+
+/// `oathtool --totp -s PERIODs -d DIGITS HEX` (the oracle for `emulator touch --totp`).
+fn oathtool_totp(secret_hex: &str, period: u32, digits: u32) -> String {
+    let out = Command::new("oathtool")
+        .args([
+            "--totp",
+            "-s",
+            &format!("{period}s"),
+            "-d",
+            &digits.to_string(),
+        ])
+        .arg(secret_hex)
+        .output()
+        .expect("oathtool not on PATH: run `bash scripts/setup.sh`");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn touch_totp_prints_the_code_oathtool_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "nitrokey-pro", "--dir", d]);
+    let serial = serials(&json(&["emulator", "list", "--dir", d, "--json"])).remove(0);
+    let out = keyprov(&[
+        "emulator", "touch", &serial, "--slot", "3", "--totp", "--dir", d,
+    ]);
+    assert!(!out.status.success(), "an empty TOTP slot has no code");
+
+    // Program RFC 6238's SHA-1 key into TOTP slot 3 through the driver (8 digits, 30 s).
+    emulator::set_latency(dir.path(), &serial, Latency::ZERO).unwrap();
+    let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
+    let mut token = keyprov_drivers::open(&info).unwrap();
+    let pin = keyprov_drivers::Pin::new("12345678".to_owned());
+    token
+        .authenticate(&keyprov_drivers::Credential::AdminPin(pin))
+        .unwrap();
+    let key = SecretKey::from_slice(b"12345678901234567890");
+    token.write_totp(3, &key, 30, Digits::EIGHT).unwrap();
+    let hex = "3132333435363738393031323334353637383930";
+
+    // A 30 s step may end between two readings: bracket the device's code by two oracles.
+    let before = oathtool_totp(hex, 30, 8);
+    let shown = ok(&[
+        "emulator", "touch", &serial, "--slot", "3", "--totp", "--dir", d,
+    ]);
+    let after = oathtool_totp(hex, 30, 8);
+    let shown = shown.trim();
+    assert_eq!(shown.len(), 8, "{shown:?}");
+    assert!(
+        shown == before || shown == after,
+        "device {shown}, oathtool {before} / {after}"
+    );
+
+    // The HOTP slots are untouched, and a YubiKey has no TOTP slot.
+    assert!(
+        !keyprov(&["emulator", "touch", &serial, "--dir", d])
+            .status
+            .success()
+    );
+    ok(&["emulator", "add", "yubikey", "--dir", d]);
+    let out = keyprov(&["emulator", "touch", "10000001", "--totp", "--dir", d]);
+    assert!(!out.status.success(), "a YubiKey has no TOTP slot");
 }
 
 /// Reads the watcher's JSON lines on a thread.

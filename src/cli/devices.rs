@@ -80,12 +80,16 @@ pub enum EmulatorCommand {
         json: bool,
     },
     /// Press the button: prints the OTP the device produces (the HOTP counter advances).
+    /// With --totp, prints the code a Nitrokey TOTP slot gives now (GET_CODE).
     Touch {
         /// Device serial.
         serial: String,
-        /// Slot (YubiKey 1 or 2, default 1; Nitrokey HOTP 0–2, default 0).
+        /// Slot (YubiKey 1 or 2, default 1; Nitrokey HOTP 0–2 or TOTP 0–14, default 0).
         #[arg(long)]
         slot: Option<u8>,
+        /// Read the Nitrokey TOTP slot instead of the HOTP slot.
+        #[arg(long)]
+        totp: bool,
         /// Emulator directory.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -153,9 +157,18 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
             }
             Ok(())
         }
-        EmulatorCommand::Touch { serial, slot, dir } => {
-            let otp = emulator::touch(&dir, &serial, slot)
-                .with_context(|| format!("cannot touch emulated device {serial}"))?;
+        EmulatorCommand::Touch {
+            serial,
+            slot,
+            totp,
+            dir,
+        } => {
+            let otp = if totp {
+                emulator::touch_totp(&dir, &serial, slot.unwrap_or(0))
+            } else {
+                emulator::touch(&dir, &serial, slot)
+            };
+            let otp = otp.with_context(|| format!("cannot touch emulated device {serial}"))?;
             if otp.is_empty() {
                 eprintln!("touched: the slot answers challenges, nothing was typed");
             } else {

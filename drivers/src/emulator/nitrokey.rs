@@ -486,6 +486,24 @@ fn get_code(nk: &mut NitrokeyState, internal: u8) -> Answer {
     answer
 }
 
+/// The code GET_CODE answers for TOTP slot `slot` (0–14) now, zero-padded to the slot's
+/// digits; `None` for a slot out of range or not programmed. The state is not changed.
+pub fn totp_code(nk: &NitrokeyState, slot: u8) -> Option<String> {
+    let mut copy = nk.clone();
+    let answer = get_code(&mut copy, 0x20u8.checked_add(slot).filter(|_| slot < 15)?);
+    if answer.status != command_status::OK {
+        return None;
+    }
+    let code = u32::from_le_bytes([
+        answer.payload[0],
+        answer.payload[1],
+        answer.payload[2],
+        answer.payload[3],
+    ]);
+    let digits = if answer.payload[4] & 0x01 != 0 { 8 } else { 6 };
+    Some(format!("{code:0digits$}"))
+}
+
 /// The stored secret is zero-padded to 40 bytes; HMAC pads short keys with zeros, so the
 /// padding does not change the MAC (trimming only keeps the key at its written length).
 fn trim_secret(secret: &[u8]) -> Zeroizing<Vec<u8>> {
