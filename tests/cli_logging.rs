@@ -17,8 +17,15 @@ fn keyprov(args: &[&str], rust_log: Option<&str>) -> Output {
 /// Lists one emulated token: a command whose driver logs at debug and trace level.
 fn list_devices(dir: &Path, rust_log: Option<&str>) -> Output {
     let dir = dir.to_str().expect("utf-8 temp path");
-    let out = keyprov(&["emulator", "add", "yubikey", "--count", "1", "--dir", dir], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = keyprov(
+        &["emulator", "add", "yubikey", "--count", "1", "--dir", dir],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     keyprov(&["devices", "--emulator", dir], rust_log)
 }
 
@@ -26,16 +33,34 @@ fn list_devices(dir: &Path, rust_log: Option<&str>) -> Output {
 fn quiet_without_rust_log() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = list_devices(dir.path(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "unexpected stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "unexpected stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn log_to_a_pipe_has_no_ansi_colour_codes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = list_devices(dir.path(), Some("trace"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("DEBUG"), "RUST_LOG=trace produced no debug event: {log}");
-    assert!(!out.stderr.contains(&0x1b), "escape codes in a piped log: {log}");
+    assert!(
+        log.contains("DEBUG"),
+        "RUST_LOG=trace produced no debug event: {log}"
+    );
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "escape codes in a piped log: {log}"
+    );
 }
