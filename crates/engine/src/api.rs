@@ -254,7 +254,8 @@ pub struct TokenRow {
     /// HOTP: the next counter value the device will use.
     pub counter: Option<u64>,
     pub period: Option<u32>,
-    /// `reserved`, `written`, `verified`, `exported`, `revoked`.
+    /// `reserved`, `written`, `verified`, `exported`, `revoked`; `pending` (no key yet) or
+    /// `failed` (its run failed, no key left on it).
     pub state: String,
     /// How the write was proven: `device-otp` or `config-accepted`.
     pub verification: Option<String>,

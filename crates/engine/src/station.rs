@@ -105,12 +105,17 @@ impl Station {
                 .iter()
                 .filter(|k| k.device == member.device.id)
                 .collect();
-            let key = mine
+            // An imported token may hold several keys of the file (one per label): list each.
+            let live: Vec<&Key> = mine
                 .iter()
-                .rev()
-                .find(|k| k.state != KeyState::Revoked)
-                .or(mine.last())
-                .copied();
+                .copied()
+                .filter(|k| k.state != KeyState::Revoked)
+                .collect();
+            if batch.mode == BatchMode::Imported && live.len() > 1 {
+                tokens.extend(live.iter().map(|k| token_row(&member, Some(k), &batch)));
+                continue;
+            }
+            let key = live.last().or(mine.last()).copied();
             tokens.push(token_row(&member, key, &batch));
         }
         Ok(BatchDetail {
@@ -214,7 +219,15 @@ fn token_row(member: &keyprov_store::BatchDevice, key: Option<&Key>, batch: &Bat
         digits: batch.profile.digits,
         counter: key.and_then(|k| k.counter),
         period: batch.profile.period,
-        state: key.map(|k| k.state.as_str()).unwrap_or("pending").into(),
+        // A token whose run failed says so, not `pending` (no key) or `revoked` (its key
+        // was withdrawn because the write failed).
+        state: match (key, member.outcome) {
+            (Some(k), DeviceOutcome::Failed) if k.state == KeyState::Revoked => "failed",
+            (Some(k), _) => k.state.as_str(),
+            (None, DeviceOutcome::Failed) => "failed",
+            (None, _) => "pending",
+        }
+        .into(),
         verification: key.and_then(|k| k.verification.clone()),
         error: member.error.clone(),
     }
