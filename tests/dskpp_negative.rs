@@ -298,10 +298,10 @@ fn tampered_macs_in_either_direction() {
         let mut t = Hooked::new(&s.server.url);
         t.after = Box::new(|_, body| {
             flip_in(body, |m| {
-                if let Message::ServerFinished(f) = m {
-                    if let Some(mac) = f.mac.as_mut() {
-                        mac.value[31] ^= 1;
-                    }
+                if let Message::ServerFinished(f) = m
+                    && let Some(mac) = f.mac.as_mut()
+                {
+                    mac.value[31] ^= 1;
                 }
             })
         });

@@ -15,7 +15,7 @@ pub enum Command {
     /// List attached tokens (family, model, serial, firmware, free slots).
     Devices {
         /// Also list the plugged devices of this emulator directory.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", env = "KEYPROV_EMULATOR_DIR")]
         emulator: Option<PathBuf>,
         /// A JSON array instead of a table (with --watch: one JSON event per line).
         #[arg(long)]
@@ -239,13 +239,33 @@ fn watch_devices(emulator: Option<PathBuf>, json: bool) -> Result<()> {
     let watcher = Watcher::start(emulator.as_deref()).context("cannot watch for tokens")?;
     let mut out = std::io::stdout();
     for token in watcher.present() {
-        print_event(&mut out, &DeviceEvent::Arrived(token.clone()), json)?;
+        print_event(&mut out, &DeviceEvent::Arrived(with_slots(token)), json)?;
     }
     loop {
-        if let Some(event) = watcher.next_event(std::time::Duration::from_secs(3600)) {
-            print_event(&mut out, &event, json)?;
+        match watcher.next_event(std::time::Duration::from_secs(3600)) {
+            Some(DeviceEvent::Arrived(token)) => {
+                print_event(&mut out, &DeviceEvent::Arrived(with_slots(&token)), json)?
+            }
+            Some(event) => print_event(&mut out, &event, json)?,
+            None => {}
         }
     }
+}
+
+/// An arrived token with its free slots read from the device, as `devices` lists them (the
+/// watcher reports arrivals without opening the device); unchanged when it cannot be read.
+fn with_slots(token: &TokenInfo) -> TokenInfo {
+    if token.free_hotp_slots.is_some() && token.free_totp_slots.is_some() {
+        return token.clone();
+    }
+    let read = keyprov_drivers::open(token).and_then(|mut device| {
+        device.programmed_slots()?;
+        Ok(device.info().clone())
+    });
+    read.unwrap_or_else(|err| {
+        tracing::debug!(device = %token.serial, %err, "free slots of an arrival not read");
+        token.clone()
+    })
 }
 
 fn print_event(out: &mut impl Write, event: &DeviceEvent, json: bool) -> Result<()> {

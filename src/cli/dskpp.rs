@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use keyprov_dskpp::ac;
 use keyprov_dskpp::client::{self, ClientConfig, DeviceKey, Variant};
-use keyprov_dskpp::messages::{AuthenticationData, Message, Trigger};
+use keyprov_dskpp::messages::{AuthenticationData, Message, Status, Trigger};
 use keyprov_dskpp::package::{self, KeyMeta};
 use keyprov_dskpp::store::{AcRecord, KeyType, SharedKey, SqliteStore, Store, now};
 use keyprov_dskpp::{Prf, Secret, uri};
@@ -375,6 +375,19 @@ struct ProvisionRequest {
     trigger: Option<PathBuf>,
 }
 
+/// A failed client run as the operator reads it: the cause, plus what to check when the
+/// server refused the authentication code.
+fn run_error(e: client::ClientError, server: &str) -> anyhow::Error {
+    let hint = match &e {
+        client::ClientError::Status(Status::AuthenticationDataInvalid) => {
+            " (the AC may be used up or wrong, or the URL differs from one the server accepts \
+             (see `keyprov serve --url`))"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("DSKPP run against {server}: {e}{hint}")
+}
+
 fn provision(r: &ProvisionRequest, output: &Path, protection: &Protection) -> Result<()> {
     let variant = match r.variant {
         CliVariant::FourPass => Variant::FourPass,
@@ -404,8 +417,7 @@ fn provision(r: &ProvisionRequest, output: &Path, protection: &Protection) -> Re
         }
     }
     let mut transport = transport::HttpTransport::new(&r.server)?;
-    let key = client::provision(&config, &mut transport)
-        .with_context(|| format!("DSKPP run against {}", r.server))?;
+    let key = client::provision(&config, &mut transport).map_err(|e| run_error(e, &r.server))?;
     let xml = keyprov_pskc::write(&package::container(key.pskc.clone()), protection)
         .context("writing PSKC")?;
     write_private(output, &xml)?;

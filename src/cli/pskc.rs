@@ -48,6 +48,9 @@ pub enum PskcCommand {
         decrypt: DecryptArgs,
         #[command(flatten)]
         target: TargetArgs,
+        /// Overwrite the output file when it exists.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -122,18 +125,21 @@ pub fn run(cmd: Command) -> Result<()> {
         }) => {
             let mut options = decrypt.options()?;
             options.metadata_only = !show_secrets && !decrypt.has_key();
-            inspect(&file, options, json, show_secrets).with_context(|| file.display().to_string())
+            let locked = options.metadata_only.then(|| Locked::new(&file));
+            inspect(&file, options, json, show_secrets, locked.as_ref())
+                .with_context(|| file.display().to_string())
         }
         Command::Pskc(PskcCommand::Convert {
             file,
             output,
             decrypt,
             target,
+            force,
         }) => {
             let options = decrypt.options()?;
             let protection = target.protection()?;
-            convert(&file, &output, options, &protection)
-                .with_context(|| file.display().to_string())
+            // Errors name the file at fault themselves: the input, or the output.
+            convert(&file, &output, options, &protection, force)
         }
     }
 }
@@ -307,7 +313,13 @@ impl Write for Pending {
     }
 }
 
-fn inspect(path: &Path, options: ReadOptions, json: bool, show_secrets: bool) -> Result<()> {
+fn inspect(
+    path: &Path,
+    options: ReadOptions,
+    json: bool,
+    show_secrets: bool,
+    locked: Option<&Locked>,
+) -> Result<()> {
     let mut reader = open(path, options)?;
     let mut out = Pending {
         buf: Vec::with_capacity(Pending::CHUNK + 4096),
@@ -335,7 +347,7 @@ fn inspect(path: &Path, options: ReadOptions, json: bool, show_secrets: bool) ->
                 let separator = if count == 0 { "" } else { "," };
                 write!(out, "{separator}{}", serde_json::to_string(&object)?)?;
             } else {
-                human(&mut out, &package, key, show_secrets)?;
+                human(&mut out, &package, key, show_secrets, locked)?;
             }
             count += 1;
         }
@@ -419,7 +431,13 @@ fn key_json(package: &KeyPackage, key: &Key, show_secrets: bool) -> Value {
 }
 
 /// One key of the human summary.
-fn human(out: &mut impl Write, package: &KeyPackage, key: &Key, show_secrets: bool) -> Result<()> {
+fn human(
+    out: &mut impl Write,
+    package: &KeyPackage,
+    key: &Key,
+    show_secrets: bool,
+    locked: Option<&Locked>,
+) -> Result<()> {
     let device = &package.device_info;
     let or_dash = |value: Option<&str>| value.unwrap_or("-").to_owned();
     writeln!(out, "key {}", or_dash(key.id.as_deref()))?;
@@ -457,6 +475,9 @@ fn human(out: &mut impl Write, package: &KeyPackage, key: &Key, show_secrets: bo
     let secret = match (&key.data.secret, show_secrets) {
         (Some(secret), true) => secret.to_hex().to_string(),
         (Some(secret), false) => format!("({} bytes, hidden)", secret.len()),
+        (None, _) if locked.is_some_and(Locked::encrypted) => {
+            "encrypted (give --key/--password/--private-key to decrypt)".to_owned()
+        }
         (None, _) => "-".to_owned(),
     };
     writeln!(out, "  secret:       {secret}")?;
@@ -466,36 +487,162 @@ fn human(out: &mut impl Write, package: &KeyPackage, key: &Key, show_secrets: bo
     Ok(())
 }
 
-/// Streams `input` into `output` under `protection`; removes a partial output on error.
+/// Inspecting without a key: whether the file holds encrypted values, looked up (once, on
+/// the first key without a secret) by scanning the file for `EncryptedValue`.
+struct Locked {
+    path: PathBuf,
+    encrypted: std::sync::OnceLock<bool>,
+}
+
+impl Locked {
+    fn new(path: &Path) -> Self {
+        Locked {
+            path: path.to_path_buf(),
+            encrypted: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn encrypted(&self) -> bool {
+        *self
+            .encrypted
+            .get_or_init(|| contains(&self.path, b"EncryptedValue").unwrap_or(false))
+    }
+}
+
+/// Whether the file holds `needle`, read in chunks (the file may be large).
+fn contains(path: &Path, needle: &[u8]) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut window = Vec::with_capacity(64 * 1024 + needle.len());
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        window.extend_from_slice(&chunk[..n]);
+        if window.windows(needle.len()).any(|w| w == needle) {
+            return Ok(true);
+        }
+        let keep = window.len().saturating_sub(needle.len() - 1);
+        window.drain(..keep);
+    }
+}
+
+/// Streams `input` into `output` under `protection`. The output is created 0600 (it may hold
+/// secrets in the clear) and only when it does not exist, unless `force`; a partial output is
+/// removed on error.
 fn convert(
     input: &Path,
     output: &Path,
     options: ReadOptions,
     protection: &Protection,
+    force: bool,
 ) -> Result<()> {
-    let result = convert_stream(input, output, options, protection);
+    refuse_same_file(input, output)?;
+    let special = std::fs::metadata(output).is_ok_and(|m| !m.is_file());
+    if special {
+        // A device or FIFO cannot be replaced by a rename; write in place, never remove it.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(output)
+            .with_context(|| format!("opening {}", output.display()))?;
+        return convert_stream(input, file, output, options, protection);
+    }
+    if !force && std::fs::symlink_metadata(output).is_ok() {
+        bail!("{} exists; give --force to overwrite it", output.display());
+    }
+    let temp = temp_sibling(output);
+    let file = create_private(&temp, false)?;
+    let result = convert_stream(input, file, output, options, protection)
+        .and_then(|()| place(&temp, output, force));
     if result.is_err() {
-        let _ = std::fs::remove_file(output);
+        // Only the temporary file is ours; an existing output is left as it was.
+        let _ = std::fs::remove_file(&temp);
     }
     result
 }
 
+/// Refuses `-o` naming the input itself (same file, by device and inode).
+fn refuse_same_file(input: &Path, output: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output)) else {
+        return Ok(());
+    };
+    if a.dev() == b.dev() && a.ino() == b.ino() {
+        bail!(
+            "output {} is the input file; write to another path",
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+/// `.NAME.PID.tmp` next to `path`, so that the final rename stays on one file system.
+fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Moves the finished temporary file into place: a rename with `force`, else a hard link
+/// (which fails rather than replace a file created meanwhile) and the temporary removed.
+fn place(temp: &Path, output: &Path, force: bool) -> Result<()> {
+    let placed = if force {
+        std::fs::rename(temp, output)
+    } else {
+        std::fs::hard_link(temp, output).and_then(|()| std::fs::remove_file(temp))
+    };
+    placed.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            anyhow::anyhow!("{} exists; give --force to overwrite it", output.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("writing {}", output.display())),
+    })
+}
+
+fn create_private(path: &Path, force: bool) -> Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).mode(0o600);
+    if force {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    let file = open.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            anyhow::anyhow!("{} exists; give --force to overwrite it", path.display())
+        }
+        _ => anyhow::Error::new(e).context(format!("creating {}", path.display())),
+    })?;
+    // An overwritten file keeps its old mode; it may now hold plaintext secrets.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {} to its owner", path.display()))?;
+    Ok(file)
+}
+
 fn convert_stream(
     input: &Path,
+    file: File,
     output: &Path,
     options: ReadOptions,
     protection: &Protection,
 ) -> Result<()> {
-    let mut reader = open(input, options)?;
-    let file = File::create(output).with_context(|| output.display().to_string())?;
+    let mut reader = open(input, options).with_context(|| input.display().to_string())?;
     let mut writer = Writer::new(BufWriter::new(file), reader.header(), protection)?;
     let mut count = 0usize;
+    let written = || format!("writing {}", output.display());
     for package in reader.by_ref() {
-        writer.write_package(&package?)?;
+        let package = package.with_context(|| input.display().to_string())?;
+        writer.write_package(&package).with_context(written)?;
         count += 1;
     }
     writer.set_container_extensions(reader.header().extensions.clone());
-    writer.finish()?.flush()?;
+    let mut out = writer.finish().with_context(written)?;
+    out.flush().with_context(written)?;
     tracing::info!(packages = count, output = %output.display(), "converted");
     Ok(())
 }

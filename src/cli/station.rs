@@ -11,10 +11,11 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyprov_engine::api::{
     BatchDetail, BatchRequest, BatchSummary, ExportProtection, ExportRecord, ExportRequest,
-    OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig,
+    OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig, TokenRow,
 };
-use keyprov_engine::{Cancel, Station};
+use keyprov_engine::{Cancel, EngineError, Station};
 use keyprov_store::Store;
+use zeroize::Zeroizing;
 
 /// Commands of this group.
 #[derive(Debug, clap::Subcommand)]
@@ -58,8 +59,9 @@ pub struct ModeArgs {
     /// Central mode: DSKPP against this `keyprov serve` URL (default: local mode).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Central mode: one-time authentication codes the server issued for this batch, one
-    /// `AC=… [SHARED_KEY=…]` line each (the output of `keyprov ac issue`).
+    /// Central mode (required with --server): one-time authentication codes the server issued
+    /// for this batch, as `keyprov ac issue` prints them (`AC=…` lines, each optionally
+    /// followed by a `SHARED_KEY=…` line; outputs of several runs may be concatenated).
     #[arg(long, value_name = "FILE", requires = "server")]
     ac_file: Option<PathBuf>,
 }
@@ -78,6 +80,15 @@ pub struct ExportArgs {
         group = "export_protection"
     )]
     export_password: Option<String>,
+    /// Protect the export with the password on the first line of this file (keeps it out of
+    /// `ps`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "export",
+        group = "export_protection"
+    )]
+    export_password_file: Option<PathBuf>,
     /// Protect the export with this pre-shared AES key (hex).
     #[arg(
         long,
@@ -128,7 +139,7 @@ pub struct ProvisionArgs {
     db: DbArgs,
     #[command(flatten)]
     export: ExportArgs,
-    /// Print the batch summary as JSON instead of progress bars.
+    /// Print the batch as JSON (the API's `BatchDetail`) instead of progress bars.
     #[arg(long)]
     json: bool,
 }
@@ -153,6 +164,7 @@ pub enum BatchCommand {
     List {
         #[command(flatten)]
         db: DbArgs,
+        /// Print the batches as JSON (the API's `BatchSummary` list).
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +174,7 @@ pub enum BatchCommand {
         id: String,
         #[command(flatten)]
         db: DbArgs,
+        /// Print the batch as JSON (the API's `BatchDetail`).
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +193,10 @@ pub struct BatchExportArgs {
     /// Protect the file with this password (PBKDF2).
     #[arg(long, value_name = "PW", group = "protection")]
     password: Option<String>,
+    /// Protect the file with the password on the first line of this file (keeps it out of
+    /// `ps`).
+    #[arg(long, value_name = "FILE", group = "protection")]
+    password_file: Option<PathBuf>,
     /// Protect the file with this pre-shared AES key (hex).
     #[arg(long, value_name = "HEX", group = "protection")]
     key: Option<String>,
@@ -188,6 +205,7 @@ pub struct BatchExportArgs {
     cert: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
+    /// Print the export record as JSON (the API's `ExportRecord`).
     #[arg(long)]
     json: bool,
 }
@@ -196,6 +214,7 @@ pub struct BatchExportArgs {
 pub struct ReissueArgs {
     /// Serial number of the token to re-issue.
     serial: String,
+    /// Treat the emulated tokens in this directory as attached.
     #[arg(long, value_name = "DIR", env = "KEYPROV_EMULATOR_DIR")]
     emulator: Option<PathBuf>,
     #[command(flatten)]
@@ -204,6 +223,7 @@ pub struct ReissueArgs {
     db: DbArgs,
     #[command(flatten)]
     export: ExportArgs,
+    /// Print the re-issue batch as JSON (the API's `BatchDetail`) instead of progress bars.
     #[arg(long)]
     json: bool,
 }
@@ -228,6 +248,20 @@ fn open(db: DbArgs, emulator: Option<PathBuf>) -> anyhow::Result<Station> {
         ..StationConfig::default()
     };
     Ok(Station::open(config)?)
+}
+
+/// Opens a station that must exist already: read-only commands never create the database
+/// and its master key.
+fn open_existing(db: DbArgs) -> anyhow::Result<Station> {
+    let path = db_path(db.db.as_deref())?;
+    if !path.exists() {
+        bail!(
+            "no station database at {} (`keyprov provision` or `keyprov import` creates it; \
+             --db or KEYPROV_DB names another)",
+            path.display()
+        );
+    }
+    open(DbArgs { db: Some(path) }, None)
 }
 
 fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
@@ -257,33 +291,69 @@ fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
 
 fn reissue(args: ReissueArgs) -> anyhow::Result<()> {
     let export = export_request(&args.export)?;
+    let exported = export.is_some();
     let request = ReissueRequest {
         serial: args.serial,
         mode: mode(&args.mode)?,
         export,
     };
+    let attach_hint = args.emulator.is_none();
     let station = open(args.db, args.emulator)?;
     let cancel = interrupt_cancels();
     let bars = Bars::new(args.json);
-    let summary = station.reissue(request, &|event| bars.update(&event), &cancel)?;
+    let summary = station
+        .reissue(request, &|event| bars.update(&event), &cancel)
+        .map_err(|e| not_attached_hint(e, attach_hint))?;
     bars.finish();
-    print_summary(&station, &summary, args.json)
+    print_summary(&station, &summary, args.json)?;
+    if !exported {
+        eprintln!(
+            "note: the new key is not exported yet; export it with\n  keyprov batch export {} \
+             -o FILE --password-file PWFILE   (or --key HEX / --cert PEM)",
+            summary.name
+        );
+    }
+    Ok(())
+}
+
+/// `reissue` of a token that is not attached: the hint `provision` gives when no emulator
+/// directory was named.
+fn not_attached_hint(e: EngineError, no_emulator_dir: bool) -> anyhow::Error {
+    let unattached =
+        matches!(&e, EngineError::UnknownToken { reason, .. } if reason == "not attached");
+    if unattached && no_emulator_dir {
+        anyhow::anyhow!("{e} (plug it in, or pass --emulator DIR / set KEYPROV_EMULATOR_DIR)")
+    } else {
+        e.into()
+    }
 }
 
 fn batch_list(db: DbArgs, json: bool) -> anyhow::Result<()> {
-    let station = open(db, None)?;
+    let station = open_existing(db)?;
     let batches = station.batches()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&batches)?);
         return Ok(());
     }
-    println!(
-        "{:>4}  {:<24} {:<11} {:<5} {:>6} {:>8} {:>6}  created",
+    print!("{}", batch_table(&batches));
+    Ok(())
+}
+
+/// The `batch list` table, its name column as wide as the longest name.
+fn batch_table(batches: &[BatchSummary]) -> String {
+    let width = batches
+        .iter()
+        .map(|b| b.name.chars().count())
+        .chain([4])
+        .max()
+        .unwrap_or(4);
+    let mut out = format!(
+        "{:>4}  {:<width$}  {:<11} {:<5} {:>6} {:>8} {:>6}  created\n",
         "id", "name", "state", "otp", "tokens", "verified", "failed"
     );
-    for b in &batches {
-        println!(
-            "{:>4}  {:<24} {:<11} {:<5} {:>6} {:>8} {:>6}  {}",
+    for b in batches {
+        out += &format!(
+            "{:>4}  {:<width$}  {:<11} {:<5} {:>6} {:>8} {:>6}  {}\n",
             b.id,
             b.name,
             b.state,
@@ -294,11 +364,11 @@ fn batch_list(db: DbArgs, json: bool) -> anyhow::Result<()> {
             b.created_at
         );
     }
-    Ok(())
+    out
 }
 
 fn batch_show(id: &str, db: DbArgs, json: bool) -> anyhow::Result<()> {
-    let station = open(db, None)?;
+    let station = open_existing(db)?;
     let detail = station.batch(id)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
@@ -309,14 +379,15 @@ fn batch_show(id: &str, db: DbArgs, json: bool) -> anyhow::Result<()> {
 }
 
 fn batch_export(args: BatchExportArgs) -> anyhow::Result<()> {
-    let protection = protection(args.password, args.key, args.cert)?
-        .context("batch export needs --password, --key or --cert")?;
+    let password = password(args.password, args.password_file.as_deref())?;
+    let protection = protection(password, args.key, args.cert)?
+        .context("batch export needs --password, --password-file, --key or --cert")?;
     let request = ExportRequest {
         path: args.output,
         protection,
         target: Default::default(),
     };
-    let station = open(args.db, None)?;
+    let station = open_existing(args.db)?;
     let record = station.export_batch(&args.id, request)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&record)?);
@@ -326,39 +397,93 @@ fn batch_export(args: BatchExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The password given on the command line, or the first line of the password file.
+fn password(inline: Option<String>, file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let Some(file) = file else {
+        return Ok(inline);
+    };
+    let text = Zeroizing::new(
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the password file {}", file.display()))?,
+    );
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        bail!(
+            "the password file {} has an empty first line",
+            file.display()
+        );
+    }
+    Ok(Some(line.to_string()))
+}
+
 fn mode(args: &ModeArgs) -> anyhow::Result<ProvisioningMode> {
     let Some(server_url) = args.server.clone() else {
         return Ok(ProvisioningMode::Local);
     };
-    let auth_codes = match &args.ac_file {
-        None => Vec::new(),
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read authentication codes from {}", path.display()))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect(),
+    let Some(path) = &args.ac_file else {
+        bail!("central mode needs --ac-file (authentication codes from `keyprov ac issue`)");
     };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read authentication codes from {}", path.display()))?;
+    let auth_codes =
+        auth_codes(&text).with_context(|| format!("authentication codes in {}", path.display()))?;
+    if auth_codes.is_empty() {
+        bail!(
+            "{} holds no authentication code (expected `AC=…` lines from `keyprov ac issue`)",
+            path.display()
+        );
+    }
     Ok(ProvisioningMode::Central {
         server_url,
         auth_codes,
     })
 }
 
+/// The codes of an `--ac-file`: what `keyprov ac issue` prints, possibly several outputs
+/// concatenated. Each `AC=…` line starts a code; a `SHARED_KEY=…` line right after it belongs
+/// to it. The one-line `AC=… SHARED_KEY=…` form and bare codes are accepted too; a trigger
+/// document (`--trigger`) is skipped. Each code
+/// becomes one engine entry, `AC=<code>[ SHARED_KEY=<hex>]`.
+fn auth_codes(text: &str) -> anyhow::Result<Vec<String>> {
+    let mut codes: Vec<String> = Vec::new();
+    let mut open = false;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        // `#` comments; `<…` lines are the KeyProvTrigger `ac issue --trigger` adds.
+        if line.is_empty() || line.starts_with('#') || line.starts_with('<') {
+            continue;
+        }
+        if line.starts_with("SHARED_KEY=") {
+            match codes.last_mut() {
+                Some(code) if open => {
+                    code.push(' ');
+                    code.push_str(line);
+                    open = false;
+                }
+                _ => bail!("line {}: SHARED_KEY= without an AC= line before it", n + 1),
+            }
+            continue;
+        }
+        open = !line.contains("SHARED_KEY=");
+        codes.push(line.to_string());
+    }
+    Ok(codes)
+}
+
 fn export_request(args: &ExportArgs) -> anyhow::Result<Option<ExportRequest>> {
     let Some(path) = args.export.clone() else {
         return Ok(None);
     };
-    let protection = protection(
+    let password = password(
         args.export_password.clone(),
-        args.export_key.clone(),
-        args.export_cert.clone(),
+        args.export_password_file.as_deref(),
     )?;
+    let protection = protection(password, args.export_key.clone(), args.export_cert.clone())?;
     let Some(protection) = protection else {
         bail!(
-            "--export {} needs a protection: --export-password PW, --export-key HEX or \
-             --export-cert PEM (the station never writes keys in the clear)",
+            "--export {} needs a protection: --export-password PW, --export-password-file \
+             FILE, --export-key HEX or --export-cert PEM (the station never writes keys in \
+             the clear)",
             path.display()
         );
     };
@@ -404,10 +529,23 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
             .collect();
         reasons.sort();
         reasons.dedup();
+        let mut advice = if reasons.iter().any(|r| retryable(r)) {
+            "; re-run the same command to retry them"
+        } else {
+            ""
+        }
+        .to_string();
+        if reasons
+            .iter()
+            .any(|r| r.contains("AuthenticationDataInvalid"))
+        {
+            advice += "; the AC may be used up or wrong, or the URL differs from one the server \
+                       accepts (see `keyprov serve --url`)";
+        }
         bail!(
-            "{} of {} tokens failed ({}); re-run the same command to retry them",
+            "{} of {} failed ({}){advice}",
             summary.failed,
-            summary.tokens,
+            plural(summary.tokens, "token"),
             reasons.join("; ")
         );
     }
@@ -418,6 +556,35 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
         );
     }
     Ok(())
+}
+
+/// Whether a token's failure may go away when the batch is re-run: the token was unplugged,
+/// did not answer, was busy, the server was unreachable or the run was interrupted. The
+/// engine records only the message, so this reads the wording of those errors (drivers'
+/// transient `Error`s, the engine's `not attached` / `unreachable`). Anything else (no slot of
+/// that kind, a DSKPP refusal, an unsupported profile) fails the same way again.
+fn retryable(reason: &str) -> bool {
+    const TRANSIENT: [&str; 10] = [
+        "unplugged",
+        "no answer to",
+        "device busy",
+        "CRC mismatch",
+        "HID I/O error",
+        "is not attached",
+        "unreachable",
+        "answered HTTP 5",
+        "interrupted",
+        "cancelled",
+    ];
+    TRANSIENT.iter().any(|marker| reason.contains(marker))
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn print_detail(detail: &BatchDetail) {
@@ -434,40 +601,73 @@ fn print_detail(detail: &BatchDetail) {
             .unwrap_or_default(),
         b.mode
     );
+    let keys = detail
+        .tokens
+        .iter()
+        .filter(|t| !t.key_id.is_empty())
+        .count();
+    let verified = detail
+        .tokens
+        .iter()
+        .filter(|t| matches!(t.state.as_str(), "verified" | "exported"))
+        .count();
     println!(
-        "  {} tokens, {} verified, {} failed",
-        b.tokens, b.verified, b.failed
+        "  {}, {}: {} verified, {} failed",
+        plural(b.tokens, "token"),
+        plural(keys, "key"),
+        verified,
+        b.failed
     );
     for t in &detail.tokens {
-        let counter = t
-            .counter
-            .map(|c| format!(" next counter {c}"))
-            .unwrap_or_default();
-        let proof = t
-            .verification
-            .as_deref()
-            .map(|v| format!(" ({v})"))
-            .unwrap_or_default();
-        let error = t
-            .error
-            .as_deref()
-            .map(|e| format!(" — {e}"))
-            .unwrap_or_default();
-        println!(
-            "  {:<10} {:<18} {:<12} slot {:<7} key {:<8} {}{}{}{}",
-            t.family, t.model, t.serial, t.slot, t.key_id, t.state, proof, counter, error
-        );
+        println!("  {}", token_line(t));
     }
     for e in &b.exports {
         print_export(e);
     }
 }
 
+/// One row of `batch show`. A provisioned key sits in a device slot (`hotp:1`); an imported
+/// one has no known slot (`-`) and is named by its label in the vendor file (`key` column).
+fn token_line(t: &TokenRow) -> String {
+    let device_slot = t
+        .slot
+        .split_once(':')
+        .is_some_and(|(kind, n)| matches!(kind, "hotp" | "totp") && n.parse::<u8>().is_ok());
+    let (slot, label) = match (device_slot, t.slot.is_empty()) {
+        (true, _) => (t.slot.as_str(), "-"),
+        (false, true) => ("-", "-"),
+        (false, false) => ("-", t.slot.as_str()),
+    };
+    let id = if t.key_id.is_empty() {
+        "-".to_string()
+    } else {
+        format!("#{}", t.key_id)
+    };
+    let counter = t
+        .counter
+        .map(|c| format!(" next counter {c}"))
+        .unwrap_or_default();
+    let proof = t
+        .verification
+        .as_deref()
+        .map(|v| format!(" ({v})"))
+        .unwrap_or_default();
+    let error = t
+        .error
+        .as_deref()
+        .map(|e| format!(" — {e}"))
+        .unwrap_or_default();
+    format!(
+        "{:<10} {:<18} {:<12} slot {:<7} id {:<6} key {:<10} {}{}{}{}",
+        t.family, t.model, t.serial, slot, id, label, t.state, proof, counter, error
+    )
+}
+
 fn print_export(e: &ExportRecord) {
     println!(
-        "  export {} ({} keys, {}-protected, sha256 {})",
+        "  export {} ({}, {}-protected, sha256 {})",
         e.path.display(),
-        e.keys,
+        plural(e.keys, "key"),
         e.protection,
         e.sha256
     );

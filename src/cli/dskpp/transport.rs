@@ -38,11 +38,11 @@ impl Transport for HttpTransport {
             .header("Pragma", "no-cache")
             .body(request.to_vec())
             .send()
-            .map_err(|e| TransportError(format!("POST {}: {e}", self.url)))?;
+            .map_err(|e| TransportError(format!("POST {}: {}", self.url, with_causes(&e))))?;
         let http_status = response.status().as_u16();
         let body = response
             .bytes()
-            .map_err(|e| TransportError(format!("reading response: {e}")))?;
+            .map_err(|e| TransportError(format!("reading response: {}", with_causes(&e))))?;
         if body.len() > 4 * MAX_BODY {
             return Err(TransportError(format!(
                 "response of {} octets is too large",
@@ -54,4 +54,19 @@ impl Transport for HttpTransport {
             body: body.to_vec(),
         })
     }
+}
+
+/// An error with its chain of causes: reqwest's own message ("error sending request") leaves
+/// out what the operator needs ("Connection refused").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text = format!("{text}: {words}");
+        }
+        source = cause.source();
+    }
+    text
 }
