@@ -239,12 +239,12 @@ fn watch_devices(emulator: Option<PathBuf>, json: bool) -> Result<()> {
     let watcher = Watcher::start(emulator.as_deref()).context("cannot watch for tokens")?;
     let mut out = std::io::stdout();
     for token in watcher.present() {
-        print_event(&mut out, &DeviceEvent::Arrived(with_slots(token)), json)?;
+        print_event(&mut out, &arrived(token, json), json)?;
     }
     loop {
         match watcher.next_event(std::time::Duration::from_secs(3600)) {
             Some(DeviceEvent::Arrived(token)) => {
-                print_event(&mut out, &DeviceEvent::Arrived(with_slots(&token)), json)?
+                print_event(&mut out, &arrived(&token, json), json)?
             }
             Some(event) => print_event(&mut out, &event, json)?,
             None => {}
@@ -252,8 +252,18 @@ fn watch_devices(emulator: Option<PathBuf>, json: bool) -> Result<()> {
     }
 }
 
-/// An arrived token with its free slots read from the device, as `devices` lists them (the
-/// watcher reports arrivals without opening the device); unchanged when it cannot be read.
+/// The arrival to print. The watcher reports a token without opening it; for people the
+/// table shows the free slots `devices` lists, read from the device (a Nitrokey takes a
+/// second or two). JSON consumers get the event at once, slots unknown (`null`) as reported.
+fn arrived(token: &TokenInfo, json: bool) -> DeviceEvent {
+    if json {
+        DeviceEvent::Arrived(token.clone())
+    } else {
+        DeviceEvent::Arrived(with_slots(token))
+    }
+}
+
+/// The token with its free slots read from the device; unchanged when it cannot be read.
 fn with_slots(token: &TokenInfo) -> TokenInfo {
     if token.free_hotp_slots.is_some() && token.free_totp_slots.is_some() {
         return token.clone();
