@@ -363,3 +363,48 @@ fn convert_refuses_impossible_requests_without_leaving_output() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn convert_never_destroys_an_existing_output_its_input_or_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let figure3 = corpus("python-pskc/rfc6030/figure3.pskcxml");
+    let original = std::fs::read(&figure3).unwrap();
+    let input = dir.path().join("in.xml");
+    std::fs::write(&input, &original).unwrap();
+    let run = |input: &Path, output: &Path| {
+        keyprov()
+            .args(["pskc", "convert"])
+            .arg(input)
+            .arg("-o")
+            .arg(output)
+            .args(["--plain", "--force"])
+            .output()
+            .unwrap()
+    };
+
+    let same = run(&input, &input);
+    assert!(!same.status.success());
+    assert!(
+        stderr(&same).contains("is the input file"),
+        "{}",
+        stderr(&same)
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), original, "input truncated");
+
+    let existing = dir.path().join("existing.xml");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, b"<bad").unwrap();
+    let failed = run(&bad, &existing);
+    assert!(!failed.status.success());
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    let entries = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(entries, 3, "no temporary file is left behind");
+
+    let full = run(&input, Path::new("/dev/full"));
+    assert!(!full.status.success());
+    let message = stderr(&full);
+    assert!(message.contains("writing /dev/full"), "{message}");
+    assert!(!message.contains("in.xml"), "blames the input: {message}");
+    assert!(Path::new("/dev/full").exists(), "device node removed");
+}
