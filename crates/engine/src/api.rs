@@ -279,6 +279,19 @@ pub struct ExportRecord {
     pub target: ExportTarget,
     pub keys: usize,
     pub created_at: String,
+    /// Serials the target's profile wrote differently from the device's (LinOTP's OATH
+    /// serials); empty for other targets and for exports listed from the history.
+    #[serde(default)]
+    pub renamed_serials: Vec<RenamedSerial>,
+}
+
+/// A token serial an export profile rewrote (`10000001` → `UBOH10000001` for LinOTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenamedSerial {
+    /// The serial of the device.
+    pub device: String,
+    /// The serial written in the file, which the validation server will know.
+    pub written: String,
 }
 
 /// Result of checking the event hash chain.

@@ -89,6 +89,15 @@ pub enum EngineError {
         /// What failed.
         reason: String,
     },
+    /// The export target cannot take this batch or this protection (every reason, no secret);
+    /// nothing was written.
+    #[error("export {}: {reason}", path.display())]
+    ExportRefused {
+        /// The export file (not written).
+        path: PathBuf,
+        /// The profile's reasons, e.g. "privacyIDEA would not import this correctly: ...".
+        reason: String,
+    },
     /// The export file could not be written (full disk, permissions...).
     #[error("cannot write export {}: {source}", path.display())]
     ExportWrite {
@@ -115,6 +124,7 @@ impl EngineError {
             EngineError::Dskpp(_) => "dskpp",
             EngineError::Discovery(_) => "discovery",
             EngineError::ExportBuild { .. } => "export_build",
+            EngineError::ExportRefused { .. } => "export_refused",
             EngineError::ExportWrite { .. } => "export_write",
         }
     }

@@ -3,9 +3,15 @@
 //! Only keys that are verified (or exported before) are written, one per device slot, with the
 //! HOTP counter the device will use next. The file is written completely or not at all
 //! (`export_file`), and only then recorded, so an interrupted export leaves the store as it was.
+//!
+//! A `generic` export is canonical RFC 6030 under the station's own protection (PBKDF2-SHA256,
+//! AES-256). Every other target goes through its `keyprov-profiles` profile, which reshapes
+//! the container for that importer, picks a protection it can open, and refuses (with every
+//! reason) a batch it would misread; a refused export writes no file and records nothing.
 
 use std::path::Path;
 
+use keyprov_profiles::{ProtectionRequest, Target};
 use keyprov_pskc::{
     Cipher, Hmac, KeyContainer, KeyData, KeyPackage, Protection, ResponseFormat, RsaPublicKey,
     Secret,
@@ -13,7 +19,7 @@ use keyprov_pskc::{
 use keyprov_store::{Batch, Key, KeyState, NewExport, OtpAlgorithm, Store};
 use zeroize::Zeroizing;
 
-use crate::api::{ExportProtection, ExportRecord, ExportRequest, ExportTarget};
+use crate::api::{ExportProtection, ExportRecord, ExportRequest, ExportTarget, RenamedSerial};
 use crate::error::{EngineError, Result};
 use crate::export_file;
 
@@ -25,6 +31,26 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Checks an export request before any work is done, so a bad password or key fails early.
 pub fn check(request: &ExportRequest) -> Result<()> {
     protection(request).map(|_| ())
+}
+
+/// The profile of an API export target.
+pub fn target(target: ExportTarget) -> Target {
+    match target {
+        ExportTarget::Generic => Target::Generic,
+        ExportTarget::Privacyidea => Target::PrivacyIdea,
+        ExportTarget::Freeipa => Target::FreeIpa,
+        ExportTarget::Linotp => Target::LinOtp,
+    }
+}
+
+/// The API export target recorded under `name` (`generic` for names this build does not know).
+pub fn target_named(name: &str) -> ExportTarget {
+    match name.parse::<Target>() {
+        Ok(Target::PrivacyIdea) => ExportTarget::Privacyidea,
+        Ok(Target::FreeIpa) => ExportTarget::Freeipa,
+        Ok(Target::LinOtp) => ExportTarget::Linotp,
+        Ok(_) | Err(_) => ExportTarget::Generic,
+    }
 }
 
 /// Writes the active keys of `batch` to the request's file and records the export.
@@ -39,12 +65,25 @@ pub fn export(store: &Store, batch: &Batch, request: &ExportRequest) -> Result<E
         return Err(EngineError::NothingToExport(batch.name.clone()));
     }
     let container = container(store, batch, &keys)?;
-    let bytes = Zeroizing::new(keyprov_pskc::write(&container, &protection).map_err(|e| {
-        EngineError::ExportBuild {
-            path: request.path.clone(),
-            reason: e.to_string(),
+    let (bytes, renamed) = match protection {
+        Chosen::Station(protection) => {
+            let bytes = keyprov_pskc::write(&container, &protection).map_err(|e| {
+                EngineError::ExportBuild {
+                    path: request.path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            (Zeroizing::new(bytes), Vec::new())
         }
-    })?);
+        Chosen::Profile(target, protection) => {
+            let (bytes, shaped) = keyprov_profiles::write_for(target, &container, protection)
+                .map_err(|e| EngineError::ExportRefused {
+                    path: request.path.clone(),
+                    reason: e.to_string(),
+                })?;
+            (Zeroizing::new(bytes), shaped.renamed_serials)
+        }
+    };
     let sha256 = export_file::write_atomically(&request.path, &bytes)?;
     let mut digest = [0u8; 32];
     // `write_atomically` returns 64 hex digits of a SHA-256.
@@ -54,11 +93,16 @@ pub fn export(store: &Store, batch: &Batch, request: &ExportRequest) -> Result<E
         file_name: display_path(&request.path),
         sha256: digest,
         protection: protection_word(&request.protection).into(),
-        target: "generic".into(),
+        target: target(request.target).name().into(),
         keys: keys.iter().map(|k| k.id).collect(),
     })?;
     tracing::debug!(batch = %batch.id, keys = keys.len(), "export recorded");
-    Ok(crate::station::export_record(&record))
+    let mut record = crate::station::export_record(&record);
+    record.renamed_serials = renamed
+        .into_iter()
+        .map(|(device, written)| RenamedSerial { device, written })
+        .collect();
+    Ok(record)
 }
 
 fn container(store: &Store, batch: &Batch, keys: &[Key]) -> Result<KeyContainer> {
@@ -110,41 +154,83 @@ pub fn pskc_key_id(key: &Key) -> String {
         .unwrap_or_else(|| format!("keyprov-{}", key.id.0))
 }
 
-fn protection(request: &ExportRequest) -> Result<Protection> {
-    if request.target != ExportTarget::Generic {
+/// The protection an export is written with: the station's own (generic) or a profile's.
+enum Chosen {
+    Station(Protection),
+    Profile(Target, ProtectionRequest),
+}
+
+fn protection(request: &ExportRequest) -> Result<Chosen> {
+    if let ExportProtection::Password { password } = &request.protection {
+        check_password(password)?;
+    }
+    let target = target(request.target);
+    if target == Target::Generic {
+        return station_protection(request).map(Chosen::Station);
+    }
+    let wanted = match &request.protection {
+        ExportProtection::Password { password } => {
+            ProtectionRequest::Password(Secret::from_slice(password.as_bytes()))
+        }
+        ExportProtection::Key { key_hex } => ProtectionRequest::PreSharedKey(parse_key(key_hex)?),
+        ExportProtection::Certificate { cert_pem } => {
+            ProtectionRequest::PublicKey(read_certificate(cert_pem)?)
+        }
+    };
+    // Ask the profile now, so a protection the importer cannot open fails before any work.
+    keyprov_profiles::protection(target, wanted.clone()).map_err(|e| {
+        EngineError::ExportRefused {
+            path: request.path.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Chosen::Profile(target, wanted))
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(EngineError::invalid("export password", "it is empty"));
+    }
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
         return Err(EngineError::invalid(
-            "export target",
-            format!(
-                "{:?} exports are not implemented yet; use generic",
-                request.target
-            ),
+            "export password",
+            format!("{chars} characters is too short; use at least {MIN_PASSWORD_LEN}"),
         ));
     }
+    Ok(())
+}
+
+fn parse_key(key_hex: &str) -> Result<Secret> {
+    Secret::from_hex(key_hex)
+        .ok_or_else(|| EngineError::invalid("export key", "it is not hexadecimal"))
+}
+
+fn read_certificate(cert_pem: &Path) -> Result<RsaPublicKey> {
+    let pem = std::fs::read_to_string(cert_pem).map_err(|e| {
+        EngineError::invalid("export certificate", format!("{}: {e}", cert_pem.display()))
+    })?;
+    RsaPublicKey::from_pem(&pem).map_err(|reason| {
+        EngineError::invalid(
+            "export certificate",
+            format!("{}: {reason}", cert_pem.display()),
+        )
+    })
+}
+
+fn station_protection(request: &ExportRequest) -> Result<Protection> {
     match &request.protection {
-        ExportProtection::Password { password } => {
-            if password.is_empty() {
-                return Err(EngineError::invalid("export password", "it is empty"));
-            }
-            let chars = password.chars().count();
-            if chars < MIN_PASSWORD_LEN {
-                return Err(EngineError::invalid(
-                    "export password",
-                    format!("{chars} characters is too short; use at least {MIN_PASSWORD_LEN}"),
-                ));
-            }
-            Ok(Protection::Password {
-                password: Secret::from_slice(password.as_bytes()),
-                iterations: PBKDF2_ITERATIONS,
-                prf: Hmac::Sha256,
-                salt: None,
-                key_name: Some("KeyProv export password".into()),
-                cipher: Cipher::Aes256Cbc,
-                mac: Hmac::Sha256,
-            })
-        }
+        ExportProtection::Password { password } => Ok(Protection::Password {
+            password: Secret::from_slice(password.as_bytes()),
+            iterations: PBKDF2_ITERATIONS,
+            prf: Hmac::Sha256,
+            salt: None,
+            key_name: Some("KeyProv export password".into()),
+            cipher: Cipher::Aes256Cbc,
+            mac: Hmac::Sha256,
+        }),
         ExportProtection::Key { key_hex } => {
-            let key = Secret::from_hex(key_hex)
-                .ok_or_else(|| EngineError::invalid("export key", "it is not hexadecimal"))?;
+            let key = parse_key(key_hex)?;
             let cipher = match key.expose().len() {
                 16 => Cipher::Aes128Cbc,
                 24 => Cipher::Aes192Cbc,
@@ -163,21 +249,10 @@ fn protection(request: &ExportRequest) -> Result<Protection> {
                 mac: Hmac::Sha256,
             })
         }
-        ExportProtection::Certificate { cert_pem } => {
-            let pem = std::fs::read_to_string(cert_pem).map_err(|e| {
-                EngineError::invalid("export certificate", format!("{}: {e}", cert_pem.display()))
-            })?;
-            let key = RsaPublicKey::from_pem(&pem).map_err(|reason| {
-                EngineError::invalid(
-                    "export certificate",
-                    format!("{}: {reason}", cert_pem.display()),
-                )
-            })?;
-            Ok(Protection::PublicKey {
-                key,
-                cipher: Cipher::RsaOaepMgf1p,
-            })
-        }
+        ExportProtection::Certificate { cert_pem } => Ok(Protection::PublicKey {
+            key: read_certificate(cert_pem)?,
+            cipher: Cipher::RsaOaepMgf1p,
+        }),
     }
 }
 

@@ -201,9 +201,10 @@ pub(crate) fn export_record(e: &Export) -> ExportRecord {
         path: PathBuf::from(&e.file_name),
         sha256: e.sha256.clone(),
         protection: e.protection.clone(),
-        target: Default::default(),
+        target: crate::export::target_named(&e.target),
         keys: e.keys.len(),
         created_at: rfc3339(e.created_at),
+        renamed_serials: Vec::new(),
     }
 }
 
