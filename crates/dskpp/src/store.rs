@@ -31,6 +31,9 @@ pub enum StoreError {
     /// The master key could not be loaded.
     #[error(transparent)]
     MasterKey(#[from] keyprov_store::StoreError),
+    /// [`Store::revoke`] named a key this server never issued.
+    #[error("DSKPP database: no issued key {0}")]
+    UnknownKey(String),
 }
 
 /// Why a commit was refused.
@@ -173,6 +176,28 @@ pub struct IssuedKey {
     pub server_id: String,
 }
 
+/// A key issued to one client, as [`Store::keys_for_client`] lists it (no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    /// Key id.
+    pub key_id: String,
+    /// Unix time of issue.
+    pub issued: i64,
+    /// Whether a later renewal replaced it.
+    pub replaced: bool,
+    /// Its revocation, if revoked.
+    pub revoked: Option<Revocation>,
+}
+
+/// When and why a key was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Unix time of the revocation.
+    pub at: i64,
+    /// The reason given.
+    pub reason: String,
+}
+
 /// Everything a successful run writes, in one transaction.
 #[derive(Debug)]
 pub struct Commit<'a> {
@@ -212,10 +237,18 @@ pub trait Store: Send + Sync {
     fn nonce_seen(&self, digest: &[u8; 32]) -> Result<bool, StoreError>;
     /// Atomically records a successful run; refuses replays.
     fn commit(&self, commit: &Commit<'_>) -> Result<(), CommitError>;
-    /// One issued key, if still current.
+    /// One issued key, if still current (neither replaced nor revoked).
     fn issued_key(&self, key_id: &str) -> Result<Option<IssuedKey>, StoreError>;
-    /// All current issued keys, oldest first.
+    /// All current issued keys (neither replaced nor revoked), oldest first: what
+    /// `keyprov server export` exports.
     fn issued_keys(&self) -> Result<Vec<IssuedKey>, StoreError>;
+    /// Every key issued to `client_id`, oldest first, with its revocation.
+    fn keys_for_client(&self, client_id: &str) -> Result<Vec<ClientKey>, StoreError>;
+    /// Revokes an issued key (e.g. one the client never received: RFC 6063 has no message
+    /// for that, so the station tells its server store directly). A revoked key is no longer
+    /// current: it is neither exported nor renewable. Returns `false` when it was revoked
+    /// already (the first reason stays); fails for a key this server never issued.
+    fn revoke(&self, key_id: &str, reason: &str) -> Result<bool, StoreError>;
     /// A sealed server setting (e.g. the RSA key).
     fn setting(&self, name: &str) -> Result<Option<Secret>, StoreError>;
     /// Stores a sealed server setting unless one exists; returns the one in force.
@@ -240,7 +273,13 @@ CREATE TABLE IF NOT EXISTS dskpp_key (
     secret BLOB NOT NULL, k_mac BLOB NOT NULL, counter INTEGER NOT NULL, digits INTEGER NOT NULL,
     time_step INTEGER NOT NULL, issued INTEGER NOT NULL, server_id TEXT NOT NULL,
     replaced_by TEXT);
+CREATE TABLE IF NOT EXISTS dskpp_revoked (
+    key_id TEXT PRIMARY KEY REFERENCES dskpp_key (key_id), revoked INTEGER NOT NULL,
+    reason TEXT NOT NULL);
 ";
+
+/// Keeps revoked keys out of the "current" queries.
+const NOT_REVOKED: &str = "key_id NOT IN (SELECT key_id FROM dskpp_revoked)";
 
 /// [`Store`] over SQLite.
 pub struct SqliteStore {
@@ -601,7 +640,8 @@ impl Store for SqliteStore {
     fn issued_key(&self, key_id: &str) -> Result<Option<IssuedKey>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {KEY_COLUMNS} FROM dskpp_key WHERE key_id = ?1 AND replaced_by IS NULL"
+            "SELECT {KEY_COLUMNS} FROM dskpp_key WHERE key_id = ?1 AND replaced_by IS NULL \
+             AND {NOT_REVOKED}"
         ))?;
         let mut rows = stmt.query([key_id])?;
         match rows.next()? {
@@ -613,7 +653,8 @@ impl Store for SqliteStore {
     fn issued_keys(&self) -> Result<Vec<IssuedKey>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {KEY_COLUMNS} FROM dskpp_key WHERE replaced_by IS NULL ORDER BY issued, rowid"
+            "SELECT {KEY_COLUMNS} FROM dskpp_key WHERE replaced_by IS NULL AND {NOT_REVOKED} \
+             ORDER BY issued, rowid"
         ))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
@@ -621,6 +662,48 @@ impl Store for SqliteStore {
             out.push(self.row_to_key(row)?);
         }
         Ok(out)
+    }
+
+    fn keys_for_client(&self, client_id: &str) -> Result<Vec<ClientKey>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT k.key_id, k.issued, k.replaced_by IS NOT NULL, r.revoked, r.reason
+             FROM dskpp_key k LEFT JOIN dskpp_revoked r ON r.key_id = k.key_id
+             WHERE k.client_id = ?1 ORDER BY k.issued, k.rowid",
+        )?;
+        let rows = stmt.query_map([client_id], |r| {
+            let at: Option<i64> = r.get(3)?;
+            let reason: Option<String> = r.get(4)?;
+            Ok(ClientKey {
+                key_id: r.get(0)?,
+                issued: r.get(1)?,
+                replaced: r.get(2)?,
+                revoked: at.map(|at| Revocation {
+                    at,
+                    reason: reason.unwrap_or_default(),
+                }),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn revoke(&self, key_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let known = tx
+            .prepare_cached("SELECT 1 FROM dskpp_key WHERE key_id = ?1")?
+            .exists([key_id])?;
+        if !known {
+            return Err(StoreError::UnknownKey(key_id.to_owned()));
+        }
+        let added = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO dskpp_revoked (key_id, revoked, reason) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key_id, now(), reason])?;
+        tx.commit()?;
+        tracing::debug!(key_id, newly = added == 1, "DSKPP key revoked");
+        Ok(added == 1)
     }
 
     fn setting(&self, name: &str) -> Result<Option<Secret>, StoreError> {
@@ -769,5 +852,48 @@ mod tests {
             .map(|k| k.key_id)
             .collect();
         assert_eq!(ids, vec!["k2".to_string()]);
+    }
+
+    #[test]
+    fn revoked_keys_are_listed_per_client_but_no_longer_current() {
+        let (_dir, s) = store();
+        let (k1, mut k2) = (key("k1"), key("k2"));
+        k2.client_id = "other".into();
+        let c = Commit {
+            session_id: None,
+            ac_client_id: None,
+            nonce_digest: [1; 32],
+            key: &k1,
+            replaces: None,
+        };
+        s.commit(&c).unwrap();
+        let c = Commit {
+            nonce_digest: [2; 32],
+            key: &k2,
+            ..c
+        };
+        s.commit(&c).unwrap();
+        let mine = s.keys_for_client(&k1.client_id).unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!((mine[0].key_id.as_str(), &mine[0].revoked), ("k1", &None));
+
+        assert!(s.revoke("k1", "never reached the token").unwrap());
+        assert!(!s.revoke("k1", "a second reason").unwrap(), "revoked once");
+        let mine = s.keys_for_client(&k1.client_id).unwrap();
+        let revocation = mine[0].revoked.as_ref().expect("revoked");
+        assert_eq!(revocation.reason, "never reached the token");
+        assert!(revocation.at > 0);
+        assert!(s.issued_key("k1").unwrap().is_none(), "not renewable");
+        let current: Vec<String> = s
+            .issued_keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| k.key_id)
+            .collect();
+        assert_eq!(current, ["k2"], "a revoked key is not exported");
+        assert!(matches!(
+            s.revoke("nope", "typo"),
+            Err(StoreError::UnknownKey(id)) if id == "nope"
+        ));
     }
 }

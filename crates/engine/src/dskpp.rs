@@ -119,15 +119,16 @@ impl KeySource for LocalSource {
     }
 
     fn abandon(&self, client_id: &str) -> Result<Vec<String>, SourceError> {
-        let issued = self
-            .store
-            .issued_keys()
-            .map_err(|e| SourceError::permanent(e.to_string()))?;
-        Ok(issued
-            .into_iter()
-            .filter(|k| k.client_id == client_id)
-            .map(|k| k.key_id)
-            .collect())
+        let fail = |e: keyprov_dskpp::store::StoreError| SourceError::permanent(e.to_string());
+        let mut revoked = Vec::new();
+        for key in self.store.keys_for_client(client_id).map_err(fail)? {
+            let reason =
+                format!("DSKPP run {client_id} abandoned: the station never recorded the key");
+            if key.revoked.is_none() && self.store.revoke(&key.key_id, &reason).map_err(fail)? {
+                revoked.push(key.key_id);
+            }
+        }
+        Ok(revoked)
     }
 }
 

@@ -225,3 +225,110 @@ fn revealing_a_secret_gives_the_key_the_token_computes_with() {
     let shown = emulator::touch(&dir.path().join("tokens"), &row.serial, Some(0)).unwrap();
     assert_eq!(shown, expected);
 }
+
+/// Regression: a DSKPP run cut off after the server issued its key but before the station
+/// recorded it left the key active on the server. Resuming the batch now revokes it there.
+#[test]
+fn resume_revokes_the_server_key_of_an_abandoned_local_run() {
+    use std::sync::Arc;
+
+    use keyprov_dskpp::client::{self, ClientConfig, DeviceKey, LocalTransport, Variant};
+    use keyprov_dskpp::server::{Server, ServerConfig};
+    use keyprov_dskpp::store::{AcRecord, SharedKey, SqliteStore, Store as _};
+    use keyprov_dskpp::{Secret, ac};
+
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), 1, 0);
+    let cancel = Cancel::new();
+    cancel.cancel();
+    station.provision(request("a"), &|_| {}, &cancel).unwrap();
+
+    // The server side of a run the station started and never finished: its AC and K_SHARED,
+    // and a complete 4-pass exchange, on the station's own database.
+    let db = station.db_path().to_path_buf();
+    let key_file = keyprov_store::Store::master_key_path(&db);
+    let master = keyprov_store::MasterKey::load_or_create(&key_file, None).unwrap();
+    let server_store = Arc::new(SqliteStore::open(&db, Arc::new(master)).unwrap());
+    let client_id = "0BADC0DE0BADC0DE";
+    let password = "0123456789ABCDEF0123";
+    let shared = Secret::random(16);
+    server_store
+        .put_authentication_code(&AcRecord {
+            client_id: client_id.into(),
+            password: Secret::from_slice(password.as_bytes()),
+            expires: keyprov_dskpp::store::now() + 600,
+            used: false,
+            failures: 0,
+        })
+        .unwrap();
+    let name = "test".to_string();
+    let secret = shared.clone();
+    server_store
+        .put_shared_key(client_id, &SharedKey { name, secret })
+        .unwrap();
+    let url = "urn:keyprov:test";
+    let server = Server::new(ServerConfig::new(url), server_store.clone()).unwrap();
+    let mut config = ClientConfig::new(url, Variant::FourPass);
+    config.ac = Some(ac::parse(&ac::encode(client_id, password, false).unwrap()).unwrap());
+    config.device_key = Some(DeviceKey {
+        name: None,
+        secret: shared,
+    });
+    let issued = client::provision(&config, &mut LocalTransport { server: &server }).unwrap();
+
+    // The journal names the run (`engine.dskpp_started`) and nothing after it.
+    let journal = keyprov_store::Store::open(&db, None).unwrap();
+    let batch = journal.find_batch("a").unwrap().unwrap();
+    let device = journal.batch_devices(batch.id).unwrap().remove(0).device;
+    journal
+        .record_event(&keyprov_store::NewEvent {
+            kind: "engine.dskpp_started".into(),
+            batch: Some(batch.id),
+            device: Some(device.id),
+            key: None,
+            detail: serde_json::json!({ "client_id": client_id }),
+        })
+        .unwrap();
+    assert!(
+        server_store
+            .issued_keys()
+            .unwrap()
+            .iter()
+            .any(|k| k.key_id == issued.key_id)
+    );
+
+    let resumed = station
+        .provision(request("a"), &|_| {}, &Cancel::new())
+        .unwrap();
+    assert_eq!((resumed.state.as_str(), resumed.verified), ("completed", 1));
+    let keys = server_store.keys_for_client(client_id).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key_id, issued.key_id);
+    let revocation = keys[0]
+        .revoked
+        .as_ref()
+        .expect("the abandoned key is revoked");
+    assert!(
+        revocation.reason.contains(client_id),
+        "{}",
+        revocation.reason
+    );
+    assert!(
+        !server_store
+            .issued_keys()
+            .unwrap()
+            .iter()
+            .any(|k| k.key_id == issued.key_id),
+        "a revoked key is not exported"
+    );
+    let abandoned = journal
+        .events(Some(batch.id))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "engine.dskpp_abandoned")
+        .expect("the run is recorded as abandoned");
+    assert_eq!(
+        abandoned.detail["server_keys_revoked"],
+        serde_json::json!([issued.key_id])
+    );
+}
