@@ -32,6 +32,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     cli::init_logging();
+    cli::quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pskc(cmd) => cli::pskc::run(cmd),

@@ -120,3 +120,22 @@ fn a_missing_database_is_named() {
     assert!(stderr.contains("absent.db"), "{stderr}");
     assert!(!db.exists(), "the audit must not create a database");
 }
+
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("station.db");
+    station(&db);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_keyprov"))
+        .args(["audit", "verify", "--db"])
+        .arg(&db)
+        .env_remove("RUST_LOG")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
