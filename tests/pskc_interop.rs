@@ -390,7 +390,8 @@ fn key_and_password_files() {
         .arg(corpus("python-pskc/rfc6030/figure6.pskcxml"))
         .output()
         .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).expect(&stderr(&out));
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(
         json["keys"][0]["secret"],
         "3132333435363738393031323334353637383930"
@@ -409,7 +410,8 @@ fn key_and_password_files() {
         .arg(corpus("python-pskc/rfc6030/figure7.pskcxml"))
         .output()
         .unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).expect(&stderr(&out));
+    let json: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(
         json["keys"][0]["secret"],
         "3132333435363738393031323334353637383930"
