@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyprov_engine::api::{
     BatchDetail, BatchRequest, BatchSummary, ExportProtection, ExportRecord, ExportRequest,
-    OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig, TokenRow,
+    ExportTarget, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig,
+    TokenRow,
 };
 use keyprov_engine::{Cancel, EngineError, Station};
 use keyprov_store::Store;
@@ -105,6 +106,10 @@ pub struct ExportArgs {
         group = "export_protection"
     )]
     export_cert: Option<PathBuf>,
+    /// Shape the export for this validation server's importer: generic, privacyidea,
+    /// freeipa or linotp.
+    #[arg(long = "for", value_name = "TARGET", default_value = "generic", value_parser = target)]
+    export_for: ExportTarget,
 }
 
 #[derive(Debug, clap::Args)]
@@ -203,6 +208,10 @@ pub struct BatchExportArgs {
     /// Protect the file for the holder of this certificate.
     #[arg(long, value_name = "PEM", group = "protection")]
     cert: Option<PathBuf>,
+    /// Shape the file for this validation server's importer: generic, privacyidea, freeipa
+    /// or linotp.
+    #[arg(long = "for", value_name = "TARGET", default_value = "generic", value_parser = target)]
+    target: ExportTarget,
     #[command(flatten)]
     db: DbArgs,
     /// Print the export record as JSON (the API's `ExportRecord`).
@@ -385,7 +394,7 @@ fn batch_export(args: BatchExportArgs) -> anyhow::Result<()> {
     let request = ExportRequest {
         path: args.output,
         protection,
-        target: Default::default(),
+        target: args.target,
     };
     let station = open_existing(args.db)?;
     let record = station.export_batch(&args.id, request)?;
@@ -490,8 +499,19 @@ fn export_request(args: &ExportArgs) -> anyhow::Result<Option<ExportRequest>> {
     Ok(Some(ExportRequest {
         path,
         protection,
-        target: Default::default(),
+        target: args.export_for,
     }))
+}
+
+/// `--for TARGET`: the export profile named as `keyprov_profiles::Target` spells it.
+fn target(text: &str) -> Result<ExportTarget, String> {
+    use keyprov_profiles::Target;
+    Ok(match text.parse::<Target>().map_err(|e| e.to_string())? {
+        Target::Generic => ExportTarget::Generic,
+        Target::PrivacyIdea => ExportTarget::Privacyidea,
+        Target::FreeIpa => ExportTarget::Freeipa,
+        Target::LinOtp => ExportTarget::Linotp,
+    })
 }
 
 fn protection(
@@ -671,6 +691,12 @@ fn print_export(e: &ExportRecord) {
         e.protection,
         e.sha256
     );
+    for renamed in &e.renamed_serials {
+        println!(
+            "    serial {} is {} in this file (the validation server knows it by that name)",
+            renamed.device, renamed.written
+        );
+    }
 }
 
 fn otp_word(otp: OtpKind) -> &'static str {

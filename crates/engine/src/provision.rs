@@ -273,6 +273,7 @@ fn run(
         store.set_batch_state(batch.id, state)?;
         tracing::debug!(batch = %batch.id, state = %state, "batch settled");
     }
+    let mut exported = None;
     if let Some(export) = &request.export {
         // With no verified key there is nothing to export; the summary says why.
         let batch = store.batch(batch.id)?;
@@ -281,10 +282,20 @@ fn run(
             .iter()
             .any(|k| matches!(k.state, KeyState::Verified | KeyState::Exported));
         if verified {
-            export::export(store, &batch, export)?;
+            exported = Some(export::export(store, &batch, export)?);
         }
     }
-    station.summary(&store.batch(batch.id)?)
+    let mut summary = station.summary(&store.batch(batch.id)?)?;
+    // The record just written carries the serials its profile renamed; the history has not.
+    if let Some(record) = exported
+        && let Some(listed) = summary
+            .exports
+            .iter_mut()
+            .rfind(|e| e.sha256 == record.sha256)
+    {
+        *listed = record;
+    }
+    Ok(summary)
 }
 
 /// A crash between creating the batch and recording all its devices is made good on resume.
