@@ -432,7 +432,7 @@ impl HidTransport for EmulatorTransport {
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             // A real read blocks until a report arrives; polling the state file stands in
             // for that, first every millisecond, then less often.
-            pause = (pause * 2).min(Duration::from_millis(8));
+            pause = (pause * 2).min(Duration::from_millis(2));
         }
     }
 
