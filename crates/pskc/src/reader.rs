@@ -571,6 +571,11 @@ impl ContainerState {
         if let Some(encrypted) = field.child("EncryptedValue") {
             let (algorithm, cipher_value) = encrypted_value(encrypted, at)?;
             let Some(cipher_value) = cipher_value else {
+                // An emptied CipherValue under a kept ValueMAC is a removed value, not "no
+                // secret": the MAC of the original ciphertext cannot match nothing.
+                if mac.is_some() {
+                    return Err(Error::MacMismatch { at: at.clone() });
+                }
                 return Ok(None);
             };
             let plain =
