@@ -211,3 +211,22 @@ fn provision_from_a_trigger() {
     ]);
     assert!(!o.status.success());
 }
+
+/// Regression: with `--url`, `serve --listen 127.0.0.1:0` printed the URL, not the port bound.
+#[test]
+fn serve_prints_the_bound_address_and_the_urls_it_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let url = "https://dskpp.example/dskpp";
+    let server = ServerProcess::start_with(&db, "127.0.0.1:0", &["--url", url]);
+    let line = server.url.clone();
+    let (bound, accepted) = line.split_once(' ').expect("address and URLs");
+    let port: u16 = bound
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("bound address in {line:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("port in {line:?}: {e}"));
+    assert_ne!(port, 0, "{line}");
+    assert_eq!(accepted, format!("(accepting {url})"));
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("the printed port is bound");
+}

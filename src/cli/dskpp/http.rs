@@ -22,6 +22,24 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The one line `serve` prints once bound: the address really bound (`--listen` port 0 picks
+/// one) and, when `--url` was given, the URLs the server accepts (they may name a proxy).
+fn listening_line(
+    scheme: &str,
+    addr: std::net::SocketAddr,
+    urls: &[String],
+    configured: bool,
+) -> String {
+    if configured {
+        format!(
+            "listening on {scheme}://{addr} (accepting {})",
+            urls.join(", ")
+        )
+    } else {
+        format!("listening on {}", urls[0])
+    }
+}
+
 pub fn serve(args: ServeArgs) -> Result<()> {
     install_crypto_provider();
     let listener = std::net::TcpListener::bind(args.listen)
@@ -32,6 +50,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     } else {
         "http"
     };
+    let configured = !args.url.is_empty();
     let urls = if args.url.is_empty() {
         vec![format!("{scheme}://{addr}/dskpp")]
     } else {
@@ -50,7 +69,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     runtime.block_on(async move {
         let handle = axum_server::Handle::new();
         tokio::spawn(shutdown_on_signal(handle.clone()));
-        println!("listening on {}", urls[0]);
+        println!("{}", listening_line(scheme, addr, &urls, configured));
         let service = app.into_make_service();
         match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => {
