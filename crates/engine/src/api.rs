@@ -20,6 +20,7 @@
 //! | `export_batch(id_or_name, ExportRequest)` | a file and its protection | `ExportRecord` |
 //! | `reissue(ReissueRequest, on_progress, &Cancel)` | one token | `BatchSummary` |
 //! | `audit_verify()` | — | `AuditReport` |
+//! | `audit_events(AuditQuery)` | batch filter, limit, offset | `Vec<AuditEvent>`, newest first |
 //! | `reveal_secret(key_id)` | explicit operator request | hex secret (zeroizing) |
 //!
 //! Errors are `EngineError`s; `EngineError::code()` is a stable identifier for the GUI.
@@ -301,4 +302,40 @@ pub struct AuditReport {
     pub events: u64,
     /// The first event whose link does not hold, with the reason.
     pub first_broken: Option<String>,
+}
+
+/// Which audit events to list: newest first, optionally of one batch, a page at a time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Only events of this batch.
+    #[serde(default)]
+    pub batch_id: Option<i64>,
+    /// At most this many events (0: no limit).
+    #[serde(default)]
+    pub limit: usize,
+    /// Skip this many of the newest events first.
+    #[serde(default)]
+    pub offset: usize,
+}
+
+/// One event of the station's hash-chained audit log. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the chain, from 1.
+    pub id: i64,
+    /// When it happened, RFC 3339.
+    pub time: String,
+    /// What happened (`key.verified`, `export.written`, ...).
+    pub kind: String,
+    /// The batch it concerns.
+    pub batch: Option<i64>,
+    /// The serial of the token it concerns.
+    pub serial: Option<String>,
+    /// The key it concerns (station key number, as `TokenRow::key_id`).
+    #[serde(default)]
+    pub key: Option<i64>,
+    /// Details (a JSON object; never a secret).
+    pub detail: serde_json::Value,
+    /// The first 12 hex digits of the event's link in the hash chain.
+    pub hash_prefix: String,
 }

@@ -4,6 +4,7 @@
 //! design (pipeline, journal, crash resume, modes) is in `docs/engine.md`.
 
 pub mod api;
+mod audit_log;
 pub mod cancel;
 mod client;
 mod device;
