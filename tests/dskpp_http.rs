@@ -230,3 +230,22 @@ fn serve_prints_the_bound_address_and_the_urls_it_accepts() {
     assert_eq!(accepted, format!("(accepting {url})"));
     std::net::TcpStream::connect(("127.0.0.1", port)).expect("the printed port is bound");
 }
+
+/// Regression: an unwritable `-o` was found only after the run had spent the one-time AC.
+#[test]
+fn an_unwritable_output_is_refused_before_the_ac_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = ServerProcess::start(&db, "127.0.0.1:0");
+    let (ac, _, _) = issue(&db, "AC00000B", &[]);
+    let missing = dir.path().join("missing").join("key.pskcxml");
+    let o = provision(&server.url, &ac, "four-pass", None, &missing);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("missing"), "names the output: {stderr}");
+    let out = dir.path().join("key.pskcxml");
+    let o = provision(&server.url, &ac, "four-pass", None, &out);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the AC is still good: {stderr}");
+    assert!(read_pskc(&out).keys().next().is_some());
+}

@@ -416,11 +416,35 @@ fn provision(r: &ProvisionRequest, output: &Path, protection: &Protection) -> Re
             _ => bail!("{} is not a KeyProvTrigger", path.display()),
         }
     }
+    // The AC is good for one run: make sure the key can be written before spending it.
+    let temp = output.with_file_name(format!(
+        ".{}.{}.tmp",
+        output.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    write_private(&temp, b"")?;
+    let result = run_and_write(&config, r, &temp, protection).and_then(|key_id| {
+        std::fs::rename(&temp, output).with_context(|| format!("writing {}", output.display()))?;
+        Ok(key_id)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    println!("KEY_ID={}", result?);
+    Ok(())
+}
+
+/// Runs the protocol and writes the key to `temp`; returns the key id.
+fn run_and_write(
+    config: &ClientConfig,
+    r: &ProvisionRequest,
+    temp: &Path,
+    protection: &Protection,
+) -> Result<String> {
     let mut transport = transport::HttpTransport::new(&r.server)?;
-    let key = client::provision(&config, &mut transport).map_err(|e| run_error(e, &r.server))?;
+    let key = client::provision(config, &mut transport).map_err(|e| run_error(e, &r.server))?;
     let xml = keyprov_pskc::write(&package::container(key.pskc.clone()), protection)
         .context("writing PSKC")?;
-    write_private(output, &xml)?;
-    println!("KEY_ID={}", key.key_id);
-    Ok(())
+    write_private(temp, &xml)?;
+    Ok(key.key_id.to_string())
 }
