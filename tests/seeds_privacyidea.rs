@@ -11,12 +11,8 @@ mod seeds_support;
 
 use std::path::{Path, PathBuf};
 
-use keyprov_profiles::{ProtectionRequest, Target, write_for};
 use keyprov_pskc::{KeyContainer, ReadOptions, Secret};
 use seeds_support::{PrivacyIdea, keyprov_ok, oathtool_totp, wrong};
-
-/// Password of the engine's own (generic) exports in these tests.
-const ENGINE_EXPORT_PASSWORD: &str = "engine-export-pw";
 
 /// A provisioned batch of two emulated tokens.
 struct Batch {
@@ -63,42 +59,38 @@ fn provision(work: &Path, db: &Path, name: &'static str, family: &str, totp: boo
     }
 }
 
-/// The batch as the station exports it (`keyprov batch export`, generic RFC 6030), read back.
-fn engine_export(work: &Path, db: &Path, batch: &Batch) -> KeyContainer {
-    let file = work.join(format!("{}-generic.pskcxml", batch.name));
-    keyprov_ok(&[
+/// The `--for privacyidea` file of a batch (`keyprov batch export ID -o FILE --for
+/// privacyidea --key HEX | --password PW`), and its keys as read back with the same protection.
+fn privacyidea_file(
+    work: &Path,
+    db: &Path,
+    batch: &Batch,
+    protection: (&str, &str),
+) -> (PathBuf, KeyContainer) {
+    let file = work.join(format!("{}-privacyidea.pskcxml", batch.name));
+    let (flag, value) = protection;
+    let out = keyprov_ok(&[
         "batch",
         "export",
         batch.name,
         "-o",
         file.to_str().unwrap(),
-        "--password",
-        ENGINE_EXPORT_PASSWORD,
+        "--for",
+        "privacyidea",
+        flag,
+        value,
         "--db",
         db.to_str().unwrap(),
     ]);
-    let options = ReadOptions::with_password(Secret::from_slice(ENGINE_EXPORT_PASSWORD.as_bytes()));
-    keyprov_pskc::parse(&std::fs::read(file).unwrap(), &options).expect("read the engine export")
-}
-
-/// The `--for privacyidea` file of a batch. The engine's `batch export` does not apply the
-/// export profiles yet (requested in /work/prompts/requests-engine.md), so the test applies
-/// the profile the engine will call, `keyprov_profiles::write_for`, to the engine's export.
-fn privacyidea_file(
-    work: &Path,
-    batch: &Batch,
-    container: &KeyContainer,
-    request: ProtectionRequest,
-) -> PathBuf {
-    let (bytes, shaped) = write_for(Target::PrivacyIdea, container, request).expect("profile");
-    assert!(
-        shaped.renamed_serials.is_empty(),
-        "{:?}",
-        shaped.renamed_serials
-    );
-    let file = work.join(format!("{}-privacyidea.pskcxml", batch.name));
-    std::fs::write(&file, bytes).unwrap();
-    file
+    // privacyIDEA keeps the device serials: no rename line.
+    assert!(!out.contains(" in this file"), "{out}");
+    let options = match flag {
+        "--key" => ReadOptions::with_key(Secret::from_hex(value).unwrap()),
+        _ => ReadOptions::with_password(Secret::from_slice(value.as_bytes())),
+    };
+    let container = keyprov_pskc::parse(&std::fs::read(&file).unwrap(), &options)
+        .expect("read the privacyIDEA export");
+    (file, container)
 }
 
 /// The seed of `serial`'s key in `container`, hex.
@@ -164,18 +156,17 @@ fn assert_foreign_refused(server: &mut PrivacyIdea, work: &Path, loaded: &Batch)
     );
 }
 
-/// Provisions an HOTP and a TOTP batch, exports both for privacyIDEA with `request`, loads
-/// them (first with `wrong_load`, which must import nothing) and validates every token.
-fn run(request: impl Fn() -> ProtectionRequest, load_with: (&str, &str), wrong_load: (&str, &str)) {
+/// Provisions an HOTP and a TOTP batch, exports both for privacyIDEA with `protection` (a
+/// `batch export` flag and its value), loads them (first with `wrong_load`, which must import
+/// nothing) and validates every token.
+fn run(protection: (&str, &str), load_with: (&str, &str), wrong_load: (&str, &str)) {
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
     let db = work.join("station/station.db");
     let hotp = provision(work, &db, "hotp-batch", "yubikey", false);
     let totp = provision(work, &db, "totp-batch", "nitrokey-pro", true);
-    let hotp_export = engine_export(work, &db, &hotp);
-    let totp_export = engine_export(work, &db, &totp);
-    let hotp_file = privacyidea_file(work, &hotp, &hotp_export, request());
-    let totp_file = privacyidea_file(work, &totp, &totp_export, request());
+    let (hotp_file, hotp_export) = privacyidea_file(work, &db, &hotp, protection);
+    let (totp_file, totp_export) = privacyidea_file(work, &db, &totp, protection);
 
     let mut server = PrivacyIdea::start();
     // privacyIDEA answers a wrong key with an error, or (bad MAC) with success and 0 imported.
@@ -200,7 +191,7 @@ const PSK: &str = "8f3a52c1d0e94b76a1b2c3d4e5f60718";
 #[test]
 fn privacyidea_validates_emulated_tokens_from_a_psk_export() {
     run(
-        || ProtectionRequest::PreSharedKey(Secret::from_hex(PSK).unwrap()),
+        ("--key", PSK),
         ("psk", PSK),
         ("psk", "00000000000000000000000000000000"),
     );
@@ -210,7 +201,7 @@ fn privacyidea_validates_emulated_tokens_from_a_psk_export() {
 fn privacyidea_validates_emulated_tokens_from_a_password_export() {
     let password = "privacyIDEA load password";
     run(
-        || ProtectionRequest::Password(Secret::from_slice(password.as_bytes())),
+        ("--password", password),
         ("password", password),
         ("password", "not the password"),
     );

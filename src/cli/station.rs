@@ -535,7 +535,9 @@ fn interrupt_cancels() -> Cancel {
 }
 
 fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyhow::Result<()> {
-    let detail = station.batch(&summary.id.to_string())?;
+    let mut detail = station.batch(&summary.id.to_string())?;
+    // The summary's export records carry the serials a profile renamed; the history has not.
+    detail.batch.exports = summary.exports.clone();
     if json {
         println!("{}", serde_json::to_string_pretty(&detail)?);
     } else {
