@@ -6,16 +6,13 @@
 use crate::error::CommandError;
 use crate::settings::{Settings, SettingsView};
 use crate::state::StationState;
-use keyprov_engine::EngineError;
 use keyprov_engine::api::{
-    AuditReport, BatchDetail, BatchRequest, BatchSummary, DeviceEvent, DeviceInfo, EmulatorRequest,
-    ExportRecord, ExportRequest, ProgressEvent, ReissueRequest,
+    AuditEvent, AuditQuery, AuditReport, BatchDetail, BatchRequest, BatchSummary, DeviceEvent,
+    DeviceInfo, EmulatorRequest, ExportRecord, ExportRequest, ProgressEvent, ReissueRequest,
 };
-use keyprov_store::{BatchId, Event, Store};
 use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, Manager, Runtime, State};
-use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 /// What the About line and the E2E test read.
@@ -158,59 +155,24 @@ pub async fn audit_verify<R: Runtime>(app: AppHandle<R>) -> Result<AuditReport, 
     blocking(app, |state| Ok(state.station()?.audit_verify()?)).await
 }
 
-/// One entry of the station's hash-chained event log.
-#[derive(Debug, Serialize)]
-pub struct AuditEntry {
-    pub seq: i64,
-    /// RFC 3339.
-    pub at: String,
-    pub kind: String,
-    pub batch_id: Option<i64>,
-    pub device_id: Option<i64>,
-    pub key_id: Option<i64>,
-    /// Details, never a secret.
-    pub detail: serde_json::Value,
-    pub hash: String,
-}
-
-/// The event log (of one batch, or all of it), newest first, at most `limit` entries.
-///
-/// The station service API has no log listing yet, so this reads the log through a second,
-/// key-less connection to the same store (`Store::open_existing_without_key`), which reads
-/// the audit trail but no secret.
+/// The event log (of one batch, or all of it), newest first, at most `limit` entries after
+/// skipping the `offset` newest.
 #[tauri::command]
 pub async fn audit_log<R: Runtime>(
     app: AppHandle<R>,
     batch_id: Option<i64>,
     limit: usize,
-) -> Result<Vec<AuditEntry>, CommandError> {
+    offset: Option<usize>,
+) -> Result<Vec<AuditEvent>, CommandError> {
+    let query = AuditQuery {
+        batch_id,
+        limit,
+        offset: offset.unwrap_or(0),
+    };
     blocking(app, move |state| {
-        let db = state.station()?.db_path().to_owned();
-        let store = Store::open_existing_without_key(&db).map_err(EngineError::from)?;
-        let events = store
-            .events(batch_id.map(BatchId))
-            .map_err(EngineError::from)?;
-        Ok(events
-            .into_iter()
-            .rev()
-            .take(limit)
-            .map(audit_entry)
-            .collect())
+        Ok(state.station()?.audit_events(query)?)
     })
     .await
-}
-
-fn audit_entry(e: Event) -> AuditEntry {
-    AuditEntry {
-        seq: e.seq,
-        at: e.at.format(&Rfc3339).unwrap_or_default(),
-        kind: e.kind,
-        batch_id: e.batch.map(|b| b.0),
-        device_id: e.device.map(|d| d.0),
-        key_id: e.key.map(|k| k.0),
-        detail: e.detail,
-        hash: e.hash,
-    }
 }
 
 /// A key's secret, hex, on the operator's explicit request (History's Reveal button).

@@ -157,8 +157,13 @@ fn a_local_hotp_batch_over_emulated_tokens() {
     let log = invoke(&h.window, "audit_log", body).unwrap();
     let log = log.as_array().unwrap();
     assert!(!log.is_empty());
-    assert!(log.iter().all(|e| e["batch_id"] == batch_id));
-    let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(log.iter().all(|e| e["batch"] == batch_id));
+    assert!(log.iter().any(|e| e["serial"].is_string()), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|e| e["hash_prefix"].as_str().unwrap().len() == 12)
+    );
+    let seqs: Vec<i64> = log.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(
         seqs.windows(2).all(|w| w[0] > w[1]),
         "newest first: {seqs:?}"

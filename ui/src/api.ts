@@ -112,15 +112,20 @@ export interface AuditReport {
   first_broken: string | null;
 }
 
-export interface AuditEntry {
-  seq: number;
-  at: string;
+/** One event of the station's hash-chained audit log (never a secret). */
+export interface AuditEvent {
+  /** Position in the chain, from 1. */
+  id: number;
+  /** RFC 3339. */
+  time: string;
   kind: string;
-  batch_id: number | null;
-  device_id: number | null;
-  key_id: number | null;
+  batch: number | null;
+  /** Serial of the token it concerns. */
+  serial: string | null;
+  key: number | null;
   detail: Record<string, unknown>;
-  hash: string;
+  /** First 12 hex digits of the event's chain hash. */
+  hash_prefix: string;
 }
 
 export interface Settings {
@@ -189,6 +194,6 @@ export const api = {
     invoke<ExportRecord>("export_batch", { idOrName, request }),
   auditVerify: () => invoke<AuditReport>("audit_verify"),
   auditLog: (batchId: number | null, limit: number) =>
-    invoke<AuditEntry[]>("audit_log", { batchId, limit }),
+    invoke<AuditEvent[]>("audit_log", { batchId, limit }),
   revealSecret: (keyId: string) => invoke<string>("reveal_secret", { keyId }),
 };

@@ -1,6 +1,6 @@
 import { fireEvent, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { AuditEntry, BatchDetail, BatchSummary, CommandError, TokenRow } from "../api";
+import type { AuditEvent, BatchDetail, BatchSummary, CommandError, TokenRow } from "../api";
 import { installIpc, resetIpc } from "../test-ipc";
 import { History } from "./history";
 
@@ -41,15 +41,15 @@ const token = (key_id: string, serial: string): TokenRow => ({
   error: null,
 });
 
-const entry = (seq: number, kind: string, key_id: number | null): AuditEntry => ({
-  seq,
-  at: "2026-12-03T14:00:0" + seq + "Z",
+const entry = (id: number, kind: string, key: number | null): AuditEvent => ({
+  id,
+  time: "2026-12-03T14:00:0" + id + "Z",
   kind,
-  batch_id: 3,
-  device_id: 1,
-  key_id,
+  batch: 3,
+  serial: "0001",
+  key,
   detail: { slot: "hotp:1", attempt: 1 },
-  hash: "ab".repeat(32),
+  hash_prefix: "ab".repeat(6),
 });
 const stationLog = [entry(9, "export.written", null), entry(8, "key.verified", 12)];
 const batchLog = [entry(8, "key.verified", 12)];
@@ -177,6 +177,8 @@ describe("History", () => {
     const first = document.querySelector("#audit-table tbody tr")!.textContent!;
     expect(first).toContain("export.written");
     expect(first).toContain("slot=hotp:1 attempt=1");
+    expect(first).toContain("0001");
+    expect(first).toContain("abababababab");
     await openBatch();
     await waitFor(() =>
       expect(document.querySelectorAll("#audit-table tbody tr")).toHaveLength(1),

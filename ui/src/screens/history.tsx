@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import {
-  type AuditEntry,
+  type AuditEvent,
   type AuditReport,
   type BatchDetail,
   type BatchSummary,
@@ -40,7 +40,7 @@ export function History(props: {
   const [selected, setSelected] = useState<string | null>(null);
   const [detail, setDetail] = useState<BatchDetail | null>(null);
   const [audit, setAudit] = useState<AuditReport | null>(null);
-  const [log, setLog] = useState<AuditEntry[]>([]);
+  const [log, setLog] = useState<AuditEvent[]>([]);
   const [secrets, setSecrets] = useState<Record<string, string>>({});
   const [reissuing, setReissuing] = useState<Record<string, ProgressEvent | null>>({});
 
@@ -250,6 +250,7 @@ export function History(props: {
             <th>#</th>
             <th>When</th>
             <th>Event</th>
+            <th>Token</th>
             <th>Key</th>
             <th>Details</th>
             <th>Link</th>
@@ -257,13 +258,14 @@ export function History(props: {
         </thead>
         <tbody>
           {log.map((e) => (
-            <tr key={e.seq} data-seq={e.seq}>
-              <td>{e.seq}</td>
-              <td>{e.at.replace("T", " ").slice(0, 19)}</td>
+            <tr key={e.id} data-seq={e.id}>
+              <td>{e.id}</td>
+              <td>{e.time.replace("T", " ").slice(0, 19)}</td>
               <td class="mono">{e.kind}</td>
-              <td>{e.key_id ?? ""}</td>
+              <td class="mono">{e.serial ?? ""}</td>
+              <td>{e.key ?? ""}</td>
               <td class="mono muted">{detailText(e.detail)}</td>
-              <td class="mono muted">{e.hash.slice(0, 12)}</td>
+              <td class="mono muted">{e.hash_prefix}</td>
             </tr>
           ))}
         </tbody>
