@@ -106,16 +106,6 @@ fn check_imported(key: &ImportedKey) -> Result<Option<i64>, StoreError> {
     if key.secret.is_empty() {
         return Err(invalid("imported key", format!("{} has no secret", name())));
     }
-    // RFC 4226 section 4, requirement R6: the shared secret is at least 128 bits.
-    if key.secret.len() < 16 {
-        let bits = key.secret.len() * 8;
-        let reason = format!(
-            "{} has a {bits}-bit secret; HOTP/TOTP secrets need at least 128 bits \
-             (RFC 4226 R6)",
-            name()
-        );
-        return Err(invalid("imported key", reason));
-    }
     check_profile(&key.profile)?;
     match (key.profile.algorithm, key.counter) {
         (OtpAlgorithm::Hotp, counter) => Ok(Some(counter_to_sql(counter.unwrap_or(0))?)),

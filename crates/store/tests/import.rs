@@ -421,24 +421,6 @@ fn bad_keys_are_refused_before_anything_is_written() {
 }
 
 #[test]
-fn a_secret_under_128_bits_is_refused_naming_the_key() {
-    let (_dir, _path, store) = fresh_store();
-    let mut short = hotp("F0001", 1);
-    short.secret = Zeroizing::new(vec![0x31]);
-    let err = store
-        .import_keys("vendor", SOURCE, vec![hotp("F0009", 9), short])
-        .unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, StoreError::InvalidInput { .. }), "{message}");
-    assert!(message.contains("\"key-1\""), "{message}");
-    assert!(message.contains("8-bit secret"), "{message}");
-    assert_eq!(snapshot(&store), (0, 0, 0, None));
-    let mut sixteen = hotp("F0001", 1);
-    sixteen.secret = Zeroizing::new(secret(1)[..16].to_vec());
-    store.import_keys("vendor", SOURCE, vec![sixteen]).unwrap();
-}
-
-#[test]
 fn an_import_needs_the_master_key() {
     let (_dir, path, store) = fresh_store();
     drop(store);
