@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use keyprov_drivers::emulator::{self, Latency};
-use keyprov_drivers::{Digits, SecretKey};
+use keyprov_drivers::{Digits, OtpHash, SecretKey};
 use serde_json::Value;
 
 fn keyprov(args: &[&str]) -> Output {
@@ -138,7 +138,9 @@ fn touch_prints_the_rfc4226_sequence() {
     let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
     let mut token = keyprov_drivers::open(&info).unwrap();
     let key = SecretKey::from_slice(b"12345678901234567890");
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     for expected in ["755224", "287082", "359152"] {
         assert_eq!(
             ok(&["emulator", "touch", "10000001", "--slot", "1", "--dir", d]).trim(),
@@ -188,7 +190,9 @@ fn touch_totp_prints_the_code_oathtool_computes() {
         .authenticate(&keyprov_drivers::Credential::AdminPin(pin))
         .unwrap();
     let key = SecretKey::from_slice(b"12345678901234567890");
-    token.write_totp(3, &key, 30, Digits::EIGHT).unwrap();
+    token
+        .write_totp(3, &key, 30, Digits::EIGHT, OtpHash::Sha1)
+        .unwrap();
     let hex = "3132333435363738393031323334353637383930";
 
     // A 30 s step may end between two readings: bracket the device's code by two oracles.
@@ -305,6 +309,7 @@ fn sigkill_at_any_instant_leaves_a_readable_state() {
             &SecretKey::from_slice(b"12345678901234567890"),
             0,
             Digits::SIX,
+            OtpHash::Sha1,
         )
         .unwrap();
     drop(token);

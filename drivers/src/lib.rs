@@ -31,7 +31,7 @@ pub mod yubikey;
 
 pub use discovery::{list, open, open_yubikey};
 pub use error::{Error, Result, Retry};
-pub use otp::{Digits, hotp, totp};
+pub use otp::{Digits, OtpHash, hotp, hotp_with, totp, totp_with};
 pub use secret::{AccessCode, Pin, SecretKey};
 pub use token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, Family, Location, OtpKind,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::otp::Digits;
+use crate::otp::{Digits, OtpHash};
 use crate::secret::{AccessCode, Pin, SecretKey};
 
 /// Token family (one driver each).
@@ -155,6 +155,8 @@ pub struct Capabilities {
     pub totp_slots: Vec<u8>,
     /// Supported OTP lengths.
     pub digits: Vec<Digits>,
+    /// Supported HMAC hashes (every family does SHA-1).
+    pub hashes: Vec<OtpHash>,
     /// Longest key accepted, in bytes.
     pub max_key_len: usize,
     /// The initial HOTP counter must be a multiple of this (YubiKey: 16).
@@ -209,6 +211,8 @@ pub struct Expected<'a> {
     pub key: &'a SecretKey,
     /// OTP length that was written.
     pub digits: Digits,
+    /// HMAC hash that was written.
+    pub hash: OtpHash,
     /// The moving factor.
     pub factor: Factor,
 }
@@ -268,18 +272,28 @@ pub trait Token: Send {
     /// Reads which slots are programmed (`true` = holds a configuration).
     fn programmed_slots(&mut self) -> Result<Vec<(Slot, bool)>>;
 
-    /// Writes an HOTP key to `slot` (YubiKey 1–2, Nitrokey 0–2) with the initial counter and
-    /// OTP length. Success means the device acknowledged the write.
+    /// Writes an HOTP key to `slot` (YubiKey 1–2, Nitrokey 0–2) with the initial counter, OTP
+    /// length and HMAC hash. Success means the device acknowledged the write. A hash outside
+    /// [`Capabilities::hashes`] is [`crate::Error::NotSupported`] and writes nothing.
     fn write_hotp(
         &mut self,
         slot: u8,
         key: &SecretKey,
         initial_counter: u64,
         digits: Digits,
+        hash: OtpHash,
     ) -> Result<()>;
 
-    /// Writes a TOTP key to `slot` (Nitrokey 0–14); [`crate::Error::NotSupported`] on YubiKey.
-    fn write_totp(&mut self, slot: u8, key: &SecretKey, period: u32, digits: Digits) -> Result<()>;
+    /// Writes a TOTP key to `slot` (Nitrokey 0–14); [`crate::Error::NotSupported`] on YubiKey,
+    /// and for a hash outside [`Capabilities::hashes`].
+    fn write_totp(
+        &mut self,
+        slot: u8,
+        key: &SecretKey,
+        period: u32,
+        digits: Digits,
+        hash: OtpHash,
+    ) -> Result<()>;
 
     /// Deletes the configuration of a slot.
     fn erase(&mut self, slot: Slot) -> Result<()>;

@@ -11,8 +11,8 @@ use keyprov_drivers::emulator::{self, EmulatorTransport, Fault, Latency};
 use keyprov_drivers::nitrokey::{Model, Nitrokey};
 use keyprov_drivers::yubikey::{self, YubiKey};
 use keyprov_drivers::{
-    AccessCode, Credential, DeviceEvent, Digits, Error, Expected, Factor, Family, Location, Pin,
-    Presence, Proof, Retry, SecretKey, Slot, Token, Watcher,
+    AccessCode, Credential, DeviceEvent, Digits, Error, Expected, Factor, Family, Location,
+    OtpHash, Pin, Presence, Proof, Retry, SecretKey, Slot, Token, Watcher,
 };
 
 /// RFC 4226 Appendix D: HOTP of key "12345678901234567890" for counters 0..=9.
@@ -69,6 +69,7 @@ fn hotp_expected(key: &SecretKey, counter: u64) -> Expected<'_> {
     Expected {
         key,
         digits: Digits::SIX,
+        hash: OtpHash::Sha1,
         factor: Factor::Counter(counter),
     }
 }
@@ -90,7 +91,9 @@ fn yubikey_touch_types_rfc4226_values_the_driver_decodes() {
     assert_eq!(token.info().firmware, "5.4.3");
     assert_eq!(token.info().free_hotp_slots, Some(vec![1, 2]));
     let key = rfc_key();
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
 
     let accepted = token.verify(Slot::hotp(1), &hotp_expected(&key, 0), Presence::NoTouch);
     assert_eq!(accepted.unwrap().proof, Proof::ConfigurationAccepted);
@@ -122,7 +125,9 @@ fn yubikey_verification_skips_stale_lines_and_rejects_a_wrong_key() {
     let serial = add(dir.path(), Family::Yubikey, None);
     let mut token = open(dir.path(), &serial);
     let key = rfc_key();
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     // A touch nobody read: its line (counter 0) is typed before verification starts.
     emulator::touch(dir.path(), &serial, Some(1)).unwrap();
     let toucher = touch_later(dir.path(), &serial);
@@ -176,7 +181,9 @@ fn yubikey_random_keys_with_skipped_chunks_round_trip() {
             Digits::EIGHT
         };
         let slot = 1 + (random[20] & 1);
-        token.write_hotp(slot, &key, imf, digits).unwrap();
+        token
+            .write_hotp(slot, &key, imf, digits, OtpHash::Sha1)
+            .unwrap();
         let typed = emulator::touch(dir.path(), &serial, Some(slot)).unwrap();
         assert_eq!(
             typed,
@@ -192,12 +199,20 @@ fn yubikey_eight_digits_and_initial_moving_factor() {
     let serial = add(dir.path(), Family::Yubikey, None);
     let mut token = open(dir.path(), &serial);
     let key = rfc_key();
-    token.write_hotp(2, &key, 32, Digits::EIGHT).unwrap();
+    token
+        .write_hotp(2, &key, 32, Digits::EIGHT, OtpHash::Sha1)
+        .unwrap();
     let otp = emulator::touch(dir.path(), &serial, Some(2)).unwrap();
     assert_eq!(otp, keyprov_drivers::hotp(key.expose(), 32, Digits::EIGHT));
-    let err = token.write_hotp(1, &key, 17, Digits::SIX).unwrap_err();
+    let err = token
+        .write_hotp(1, &key, 17, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
-    assert!(token.write_totp(1, &key, 30, Digits::SIX).is_err());
+    assert!(
+        token
+            .write_totp(1, &key, 30, Digits::SIX, OtpHash::Sha1)
+            .is_err()
+    );
 }
 
 #[test]
@@ -212,11 +227,15 @@ fn yubikey_access_code_protects_the_slot() {
         new: Some(code.clone()),
     };
     token.authenticate(&set).unwrap();
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
 
     // A new handle without the code cannot overwrite or delete the slot.
     let mut other = open(dir.path(), &serial);
-    let err = other.write_hotp(1, &key, 16, Digits::SIX).unwrap_err();
+    let err = other
+        .write_hotp(1, &key, 16, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
     assert!(matches!(err, Error::Rejected { .. }), "{err}");
     assert_eq!(err.retry(), Retry::Never);
     let wrong = AccessCode::new([1, 2, 3, 4, 5, 6]);
@@ -280,7 +299,8 @@ fn yubikey_oath_token_id_is_typed_before_the_otp() {
     let mut key = yubikey_handle(dir.path(), &serial);
     key.set_oath_token_id(Some((0xe1, 0x63)));
     let secret = rfc_key();
-    key.write_hotp(1, &secret, 0, Digits::SIX).unwrap();
+    key.write_hotp(1, &secret, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let toucher = touch_later(dir.path(), &serial);
     let line = key.read_typed_line(Duration::from_secs(5)).unwrap();
     assert_eq!(toucher.join().unwrap(), RFC4226_D[0]);
@@ -301,11 +321,14 @@ fn nitrokey_get_code_gives_rfc4226_values() {
     let serial = add(dir.path(), Family::NitrokeyPro, None);
     let mut nk = nitrokey_handle(dir.path(), &serial, Model::Pro);
     let key = rfc_key();
-    let err = nk.write_hotp(0, &key, 0, Digits::SIX).unwrap_err();
+    let err = nk
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
     assert!(matches!(err, Error::NotAuthorized { .. }), "{err}");
     nk.authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
-    nk.write_hotp(0, &key, 0, Digits::SIX).unwrap();
+    nk.write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     for (counter, expected) in RFC4226_D.iter().enumerate() {
         assert_eq!(
             nk.read_slot(Slot::hotp(0)).unwrap(),
@@ -354,10 +377,13 @@ fn nitrokey_round_trip(family: Family, firmware: &str) {
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
     let key = rfc_key();
-    token.write_hotp(2, &key, 5, Digits::EIGHT).unwrap();
+    token
+        .write_hotp(2, &key, 5, Digits::EIGHT, OtpHash::Sha1)
+        .unwrap();
     let expected = Expected {
         key: &key,
         digits: Digits::EIGHT,
+        hash: OtpHash::Sha1,
         factor: Factor::Counter(5),
     };
     let verification = token
@@ -372,10 +398,13 @@ fn nitrokey_round_trip(family: Family, firmware: &str) {
             .is_err()
     );
 
-    token.write_totp(14, &key, 30, Digits::SIX).unwrap();
+    token
+        .write_totp(14, &key, 30, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let expected = Expected {
         key: &key,
         digits: Digits::SIX,
+        hash: OtpHash::Sha1,
         factor: Factor::Period(30),
     };
     let verification = token
@@ -413,11 +442,19 @@ fn nitrokey_key_length_limits_follow_firmware() {
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
     let long = SecretKey::new((1..=40).collect());
-    token.write_hotp(1, &long, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &long, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let verification = token.verify(Slot::hotp(1), &hotp_expected(&long, 0), Presence::NoTouch);
     assert!(verification.is_ok());
     let err = token
-        .write_hotp(1, &SecretKey::new(vec![1; 41]), 0, Digits::SIX)
+        .write_hotp(
+            1,
+            &SecretKey::new(vec![1; 41]),
+            0,
+            Digits::SIX,
+            OtpHash::Sha1,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::NotSupported { .. }), "{err}");
     let old = add(dir.path(), Family::NitrokeyPro, Some("0.7"));
@@ -427,7 +464,13 @@ fn nitrokey_key_length_limits_follow_firmware() {
         .unwrap();
     assert!(
         token
-            .write_hotp(1, &SecretKey::new(vec![1; 21]), 0, Digits::SIX)
+            .write_hotp(
+                1,
+                &SecretKey::new(vec![1; 21]),
+                0,
+                Digits::SIX,
+                OtpHash::Sha1
+            )
             .is_err()
     );
 }
@@ -443,7 +486,9 @@ fn fault_then_recover(family: Family, fault: Fault, code: &str) {
         token.authenticate(&pin).unwrap();
     }
     emulator::inject_fault(dir.path(), &serial, fault).unwrap();
-    let err = token.write_hotp(1, &key, 0, Digits::SIX).unwrap_err();
+    let err = token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
     assert_eq!(err.code(), code, "{family} {fault:?}: {err}");
     if fault == Fault::UnplugMidWrite {
         assert_eq!(err.retry(), Retry::Reopen);
@@ -468,7 +513,9 @@ fn fault_then_recover(family: Family, fault: Fault, code: &str) {
         "{family} {fault:?}: failed write left a configuration"
     );
     // ... and the next write succeeds.
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     if family == Family::Yubikey {
         assert_eq!(
             emulator::touch(dir.path(), &serial, Some(1)).unwrap(),
@@ -518,14 +565,16 @@ fn nitrokey_request_sent_while_busy_runs_when_the_device_is_free() {
     let key = rfc_key();
     assert_eq!(
         token
-            .write_hotp(0, &key, 0, Digits::SIX)
+            .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
             .unwrap_err()
             .code(),
         "busy"
     );
     // Still busy for about a second: the identical first request of the retry waits in the
     // device and runs when it is free.
-    token.write_hotp(0, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let result = token.verify(Slot::hotp(0), &hotp_expected(&key, 0), Presence::NoTouch);
     assert_eq!(
         result.unwrap().proof,
@@ -548,7 +597,9 @@ fn state_survives_reopening_and_unplug_kills_old_handles() {
     let dir = tempfile::tempdir().unwrap();
     let serial = add(dir.path(), Family::Yubikey, None);
     let mut token = open(dir.path(), &serial);
-    token.write_hotp(2, &rfc_key(), 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(2, &rfc_key(), 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     drop(token);
     let mut token = open(dir.path(), &serial);
     assert_eq!(token.info().free_hotp_slots, Some(vec![1]));
@@ -580,14 +631,18 @@ fn default_latency_is_absorbed_by_the_polling_rules() {
     let key = rfc_key();
     let start = Instant::now();
     let mut token = open(dir.path(), &yk);
-    token.write_hotp(1, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     // The 300 ms default write latency is waited out, not reported as an error.
     assert!(start.elapsed() >= Duration::from_millis(300));
     let mut token = open(dir.path(), &nk);
     token
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
-    token.write_hotp(0, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let result = token.verify(Slot::hotp(0), &hotp_expected(&key, 0), Presence::NoTouch);
     assert!(result.is_ok());
 }
@@ -600,7 +655,9 @@ fn concurrent_touches_from_many_threads_lose_no_counter_step() {
     token
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
-    token.write_hotp(0, &rfc_key(), 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(0, &rfc_key(), 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let (dir, serial) = (dir.path().to_owned(), serial.clone());

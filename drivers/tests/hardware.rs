@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use keyprov_drivers::{
-    Credential, Digits, Expected, Factor, Family, Pin, Presence, Proof, SecretKey, Slot, Token,
-    TokenInfo,
+    Credential, Digits, Expected, Factor, Family, OtpHash, Pin, Presence, Proof, SecretKey, Slot,
+    Token, TokenInfo,
 };
 
 static HARDWARE: Mutex<()> = Mutex::new(());
@@ -37,10 +37,13 @@ fn yubikey_slot2_hotp_by_touch_and_hmac() {
     let info = device("KEYPROV_TEST_YUBIKEY_SERIAL", &[Family::Yubikey]);
     let mut token = keyprov_drivers::open(&info).unwrap();
     let key = random_key();
-    token.write_hotp(2, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let expected = Expected {
         key: &key,
         digits: Digits::SIX,
+        hash: OtpHash::Sha1,
         factor: Factor::Counter(0),
     };
     let accepted = token
@@ -80,10 +83,13 @@ fn nitrokey_hotp_and_totp_by_get_code() {
         .authenticate(&Credential::AdminPin(Pin::new(pin)))
         .unwrap();
     let key = SecretKey::from_slice(b"12345678901234567890");
-    token.write_hotp(2, &key, 0, Digits::SIX).unwrap();
+    token
+        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
     let expected = Expected {
         key: &key,
         digits: Digits::SIX,
+        hash: OtpHash::Sha1,
         factor: Factor::Counter(0),
     };
     let verification = token
@@ -92,10 +98,13 @@ fn nitrokey_hotp_and_totp_by_get_code() {
     assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
     assert_eq!(verification.next_counter, Some(1));
 
-    token.write_totp(14, &key, 30, Digits::EIGHT).unwrap();
+    token
+        .write_totp(14, &key, 30, Digits::EIGHT, OtpHash::Sha1)
+        .unwrap();
     let expected = Expected {
         key: &key,
         digits: Digits::EIGHT,
+        hash: OtpHash::Sha1,
         factor: Factor::Period(30),
     };
     let verification = token

@@ -6,7 +6,8 @@
 //! when the driver asks for it.
 
 use keyprov_drivers::{
-    Credential, Digits, Expected, Factor, Presence, Proof, Retry, SecretKey, Slot, Token, TokenInfo,
+    Credential, Digits, Expected, Factor, OtpHash, Presence, Proof, Retry, SecretKey, Slot, Token,
+    TokenInfo,
 };
 use keyprov_store::{
     Batch, BatchDevice, Device, DeviceOutcome, KeyId, KeyState, NewEvent, NewKey, OtpAlgorithm,
@@ -220,11 +221,12 @@ impl Run<'_> {
         self.progress.report(who, Stage::Writing, 1, None);
         let result = self.device_op(handle, who, Stage::Writing, |token| match slot.kind {
             keyprov_drivers::OtpKind::Hotp => {
-                token.write_hotp(slot.index, &secret, key.counter.unwrap_or(0), digits)
+                let counter = key.counter.unwrap_or(0);
+                token.write_hotp(slot.index, &secret, counter, digits, OtpHash::Sha1)
             }
             keyprov_drivers::OtpKind::Totp => {
                 let period = key.profile.period.unwrap_or(30);
-                token.write_totp(slot.index, &secret, period, digits)
+                token.write_totp(slot.index, &secret, period, digits, OtpHash::Sha1)
             }
         });
         if let Err(stop) = result {
@@ -263,6 +265,7 @@ impl Run<'_> {
             let expected = Expected {
                 key: &secret,
                 digits,
+                hash: OtpHash::Sha1,
                 factor,
             };
             let pressing = finger.as_ref().map(EmulatorFinger::press_soon);

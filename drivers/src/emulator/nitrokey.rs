@@ -475,7 +475,7 @@ fn get_code(nk: &mut NitrokeyState, internal: u8) -> Answer {
         slot.value += 1;
         counter
     } else {
-        let now = u64::try_from(unix_now() + offset).unwrap_or(0);
+        let now = u64::try_from(unix_now().saturating_add(offset)).unwrap_or(0);
         now / slot.value.max(1)
     };
     let digits = if slot.config & 0x01 != 0 { 8 } else { 6 };
@@ -515,10 +515,10 @@ fn set_time(nk: &mut NitrokeyState, p: &[u8]) -> Answer {
     let reset = p[0] != 0;
     let time = i64::try_from(u64::from_le_bytes(p[1..9].try_into().unwrap_or_default()))
         .unwrap_or(i64::MAX);
-    let device_now = unix_now() + nk.clock_offset;
+    let device_now = unix_now().saturating_add(nk.clock_offset);
     if !reset && time < device_now {
         return Answer::status(command_status::TIMESTAMP_WARNING);
     }
-    nk.clock_offset = time - unix_now();
+    nk.clock_offset = time.saturating_sub(unix_now());
     Answer::ok()
 }

@@ -6,12 +6,25 @@ use zeroize::Zeroizing;
 use super::packet::{Request, command};
 use super::{HOTP_SLOTS, Model, Nitrokey, PASSWORD_LEN, TOTP_SLOTS, internal_slot, unix_now};
 use crate::error::{Error, Result};
-use crate::otp::{Digits, hotp, totp};
+use crate::otp::{Digits, OtpHash, hotp_with, totp_with};
 use crate::secret::SecretKey;
 use crate::token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, OtpKind, Presence, Proof, Slot,
     Token, TokenInfo, Verification,
 };
+
+impl Nitrokey {
+    /// Nitrokey Pro / Storage OTP slots compute HMAC-SHA1 only (libnitrokey has no hash field).
+    fn check_hash(&self, hash: OtpHash) -> Result<()> {
+        if hash == OtpHash::Sha1 {
+            return Ok(());
+        }
+        Err(Error::NotSupported {
+            device: self.device(),
+            what: format!("{hash} (Nitrokey Pro/Storage OTP slots are HMAC-SHA1 only)"),
+        })
+    }
+}
 
 impl Token for Nitrokey {
     fn info(&self) -> &TokenInfo {
@@ -23,6 +36,7 @@ impl Token for Nitrokey {
             hotp_slots: (0..HOTP_SLOTS).collect(),
             totp_slots: (0..TOTP_SLOTS).collect(),
             digits: vec![Digits::SIX, Digits::EIGHT],
+            hashes: vec![OtpHash::Sha1],
             max_key_len: self.max_key_len(),
             counter_step: 1,
             max_initial_counter: if self.model == Model::Storage && !self.new_firmware() {
@@ -71,11 +85,21 @@ impl Token for Nitrokey {
         key: &SecretKey,
         initial_counter: u64,
         digits: Digits,
+        hash: OtpHash,
     ) -> Result<()> {
+        self.check_hash(hash)?;
         self.write_slot(Slot::hotp(slot), key, initial_counter, digits)
     }
 
-    fn write_totp(&mut self, slot: u8, key: &SecretKey, period: u32, digits: Digits) -> Result<()> {
+    fn write_totp(
+        &mut self,
+        slot: u8,
+        key: &SecretKey,
+        period: u32,
+        digits: Digits,
+        hash: OtpHash,
+    ) -> Result<()> {
+        self.check_hash(hash)?;
         if period == 0 || (!self.new_firmware() && period > u32::from(u16::MAX)) {
             return Err(Error::InvalidArgument(format!("TOTP period {period} s")));
         }
@@ -119,7 +143,7 @@ impl Token for Nitrokey {
                     return Err(self.mismatch(slot, detail));
                 }
                 let code = self.code(slot, expected.digits, 0)?;
-                let value = hotp(key, counter, expected.digits);
+                let value = hotp_with(expected.hash, key, counter, expected.digits);
                 if !bool::from(subtle::ConstantTimeEq::ct_eq(
                     code.as_bytes(),
                     value.as_bytes(),
@@ -142,7 +166,7 @@ impl Token for Nitrokey {
                 let matched = [now, now.saturating_sub(u64::from(period))]
                     .iter()
                     .any(|&t| {
-                        let value = totp(key, t, period, expected.digits);
+                        let value = totp_with(expected.hash, key, t, period, expected.digits);
                         subtle::ConstantTimeEq::ct_eq(code.as_bytes(), value.as_bytes()).into()
                     });
                 if !matched {

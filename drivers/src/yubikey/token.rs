@@ -8,7 +8,7 @@ use tracing::debug;
 use super::config::{cfg, tkt, write_payload};
 use super::{LOOK_AHEAD, YubiKey, config_command, free_slots};
 use crate::error::{Error, Result};
-use crate::otp::{Digits, hotp};
+use crate::otp::{Digits, OtpHash, hotp_with};
 use crate::secret::SecretKey;
 use crate::token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, Presence, Proof, Slot, Token,
@@ -39,7 +39,12 @@ impl YubiKey {
                 .get(line.len().saturating_sub(digits)..)
                 .unwrap_or_default();
             for candidate in counter..counter + LOOK_AHEAD {
-                let value = hotp(expected.key.expose(), candidate, expected.digits);
+                let value = hotp_with(
+                    expected.hash,
+                    expected.key.expose(),
+                    candidate,
+                    expected.digits,
+                );
                 if subtle::ConstantTimeEq::ct_eq(value.as_bytes(), typed.as_bytes()).into() {
                     debug!(device = %self.device(), %slot, candidate, "typed OTP matched");
                     return Ok(Verification {
@@ -80,6 +85,7 @@ impl Token for YubiKey {
             hotp_slots: vec![1, 2],
             totp_slots: Vec::new(),
             digits: vec![Digits::SIX, Digits::EIGHT],
+            hashes: vec![OtpHash::Sha1],
             max_key_len: 20,
             counter_step: 16,
             max_initial_counter: 0xF_FFF0,
@@ -117,7 +123,14 @@ impl Token for YubiKey {
         key: &SecretKey,
         initial_counter: u64,
         digits: Digits,
+        hash: OtpHash,
     ) -> Result<()> {
+        if hash != OtpHash::Sha1 {
+            return Err(Error::NotSupported {
+                device: self.device(),
+                what: format!("HOTP with {hash} (the YubiKey OATH-HOTP slot is HMAC-SHA1 only)"),
+            });
+        }
         if digits != Digits::SIX && digits != Digits::EIGHT {
             return Err(Error::NotSupported {
                 device: self.device(),
@@ -143,7 +156,7 @@ impl Token for YubiKey {
         Ok(())
     }
 
-    fn write_totp(&mut self, _: u8, _: &SecretKey, _: u32, _: Digits) -> Result<()> {
+    fn write_totp(&mut self, _: u8, _: &SecretKey, _: u32, _: Digits, _: OtpHash) -> Result<()> {
         Err(Error::NotSupported {
             device: self.device(),
             what: "TOTP: the YubiKey OTP application has no clock (use OATH over CCID)".into(),
