@@ -270,23 +270,34 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     if let Ok(keys) = std::env::var("PSKC_BENCH_PROFILE") {
         let keys: usize = keys.parse().unwrap();
+        // `PSKC_BENCH_KIND=aes` (or `plain`) profiles one kind; `PSKC_BENCH_RUNS` reads.
+        let only = std::env::var("PSKC_BENCH_KIND").ok();
+        let runs: u32 = std::env::var("PSKC_BENCH_RUNS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(20);
         for kind in [Kind::Plain, Kind::Aes] {
+            if only.as_deref().is_some_and(|k| !kind.name().starts_with(k)) {
+                continue;
+            }
             let path = dir.path().join("profile.pskcxml");
             generate(&path, kind, keys);
-            println!(
-                "{}: raw events {}",
-                kind.name(),
-                ms(best_of(5, || raw_events(&path)))
-            );
+            if only.is_none() {
+                let raw = best_of(5, || raw_events(&path));
+                println!("{}: raw events {}", kind.name(), ms(raw));
+            }
             let cpu = process_cpu();
-            let total: Duration = (0..20).map(|_| keyprov_read(&path, kind)).sum();
+            let total: Duration = (0..runs).map(|_| keyprov_read(&path, kind)).sum();
             let cpu = process_cpu() - cpu;
             println!(
                 "{}: keyprov {} wall, {} CPU (all threads) per read",
                 kind.name(),
-                ms(total / 20),
-                ms(cpu / 20)
+                ms(total / runs),
+                ms(cpu / runs)
             );
+            if let Ok(keep) = std::env::var("PSKC_BENCH_KEEP") {
+                std::fs::copy(&path, keep).unwrap();
+            }
         }
         return;
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, Location, Result};
 
 mod simple;
 
-pub(crate) use simple::{find_byte, read_section};
+pub(crate) use simple::read_section;
 
 /// Size limits applied while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

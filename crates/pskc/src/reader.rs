@@ -106,6 +106,8 @@ pub struct Reader<R> {
     worker: Option<Worker<Result<KeyPackage>>>,
     /// No second thread is started again once starting one failed.
     worker_failed: bool,
+    /// Batch buffers to reuse (large allocations freed and made again cost more).
+    spare: Vec<String>,
 }
 
 /// Batches of at least this many packages are worth handing to the second thread.
@@ -140,6 +142,7 @@ impl<R: BufRead> Reader<R> {
             ready: VecDeque::new(),
             worker: None,
             worker_failed: false,
+            spare: Vec::new(),
         })
     }
 
@@ -148,6 +151,7 @@ impl<R: BufRead> Reader<R> {
     fn read_ahead(&mut self) -> bool {
         let first = self.next_batch(split::BLOCK);
         if first.spans.is_empty() {
+            self.spare.push(first.text);
             return false;
         }
         if first.spans.len() >= PARALLEL_MIN && self.start_worker() {
@@ -157,40 +161,49 @@ impl<R: BufRead> Reader<R> {
                 match worker.send(first) {
                     Ok(()) => {
                         let mine = self.state.read_batch(&second);
-                        let theirs = worker.receive().unwrap_or_else(|| {
-                            let stopped = std::io::Error::other("the reader thread stopped");
-                            VecDeque::from([Err(Error::Io(stopped))])
-                        });
-                        self.ready.extend(theirs);
+                        self.spare.push(second.text);
+                        match worker.receive() {
+                            Some((theirs, batch)) => {
+                                self.ready.extend(theirs);
+                                self.spare.push(batch.text);
+                            }
+                            None => {
+                                let stopped = std::io::Error::other("the reader thread stopped");
+                                self.ready.push_back(Err(Error::Io(stopped)));
+                            }
+                        }
                         self.ready.extend(mine);
                     }
                     Err(first) => {
                         self.worker = None;
                         self.worker_failed = true;
-                        self.ready.extend(self.state.read_batch(&first));
-                        self.ready.extend(self.state.read_batch(&second));
+                        self.read_here(first);
+                        self.read_here(second);
                     }
                 }
                 return true;
             }
         }
-        self.ready.extend(self.state.read_batch(&first));
+        self.read_here(first);
         true
+    }
+
+    /// Reads a batch on this thread.
+    fn read_here(&mut self, batch: Batch) {
+        self.ready.extend(self.state.read_batch(&batch));
+        self.spare.push(batch.text);
     }
 
     /// Cuts a batch, unless the package limit would be crossed (the event path reports it).
     fn next_batch(&mut self, size: usize) -> Batch {
         let limits = self.state.options.limits;
         let input = self.xml.reader.get_mut().inner_mut();
-        let batch = split::next_batch(input, size, limits.max_section);
+        let spare = self.spare.pop().unwrap_or_default();
+        let batch = split::next_batch(input, size, limits.max_section, spare);
         if self.state.packages + batch.spans.len() > limits.max_packages {
             let (start, _) = batch.spans.first().copied().unwrap_or_default();
             input.push_back_str(&batch.text[start..]);
-            return Batch {
-                text: String::new(),
-                spans: Vec::new(),
-                first: 0,
-            };
+            return Batch::empty(batch.text);
         }
         let first = self.state.packages + 1;
         self.state.packages += batch.spans.len();

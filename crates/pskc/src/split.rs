@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, Read};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use crate::dom::find_byte;
+use memchr::memmem;
 
 /// Input with bytes pushed back in front of it.
 pub(crate) struct Rewind<R> {
@@ -100,31 +100,39 @@ pub(crate) struct Batch {
     pub first: usize,
 }
 
+impl Batch {
+    /// A batch without packages that keeps `text`'s allocation for the next one.
+    pub fn empty(mut text: String) -> Self {
+        text.clear();
+        Batch {
+            text,
+            spans: Vec::new(),
+            first: 0,
+        }
+    }
+}
+
 /// Input taken per batch (a few hundred typical packages).
 pub(crate) const BLOCK: usize = 256 * 1024;
 
-/// Cuts the next batch from about `size` bytes of `input`; an empty batch means the event
-/// path must go on.
+/// Cuts the next batch from about `size` bytes of `input`, reusing `spare`'s allocation; an
+/// empty batch means the event path must go on.
 pub(crate) fn next_batch<R: BufRead>(
     input: &mut Rewind<R>,
     size: usize,
     max_section: usize,
+    spare: String,
 ) -> Batch {
-    let mut block = Vec::with_capacity(size);
+    let mut block = spare.into_bytes();
+    block.clear();
+    block.reserve(size);
     input.take(&mut block, size);
-    let text = match std::str::from_utf8(&block) {
-        Ok(text) => text,
-        // A character cut at the block's end, or invalid bytes: scan the valid prefix.
-        Err(err) => std::str::from_utf8(&block[..err.valid_up_to()]).unwrap_or_default(),
-    };
     let mut spans = Vec::new();
+    let mut ends = Ends::default();
     let mut at = 0;
     loop {
-        let start = at + (text.len() - at - text[at..].trim_ascii_start().len());
-        if !is_package_start(&text[start..]) {
-            break;
-        }
-        match package_end(text, start) {
+        let start = at + (block.len() - at - block[at..].trim_ascii_start().len());
+        match ends.package_end(&block, start) {
             Some(end) if end - start <= max_section => {
                 spans.push((start, end));
                 at = end;
@@ -134,34 +142,39 @@ pub(crate) fn next_batch<R: BufRead>(
     }
     input.push_back(&block[at..]);
     block.truncate(at);
-    match String::from_utf8(block) {
-        Ok(text) => Batch {
-            text,
-            spans,
-            first: 0,
-        },
-        // Cannot happen (a prefix of valid UTF-8 ending after a '>'); fall back safely.
+    // One UTF-8 check for the whole batch; invalid bytes end it before their package.
+    let text = match String::from_utf8(block) {
+        Ok(text) => text,
         Err(err) => {
-            input.push_back(err.as_bytes());
-            Batch {
-                text: String::new(),
-                spans: Vec::new(),
-                first: 0,
-            }
+            let valid = err.utf8_error().valid_up_to();
+            let mut bytes = err.into_bytes();
+            spans.retain(|&(_, end)| end <= valid);
+            let at = spans.last().map_or(0, |&(_, end)| end);
+            input.push_back(&bytes[at..]);
+            bytes.truncate(at);
+            String::from_utf8(bytes).unwrap_or_default()
         }
+    };
+    Batch {
+        text,
+        spans,
+        first: 0,
     }
 }
 
 /// The qualified name of a `<KeyPackage` or `<Device` (any prefix) start tag at the start of
 /// `text`.
-fn package_name(text: &str) -> Option<&str> {
-    let rest = text.strip_prefix('<')?;
+fn package_name(text: &[u8]) -> Option<&[u8]> {
+    let rest = text.strip_prefix(b"<")?;
     let name_end = rest
-        .bytes()
-        .position(|b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
+        .iter()
+        .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
     let qname = &rest[..name_end];
-    let local = local_part(qname);
-    (local == "KeyPackage" || local == "Device").then_some(qname)
+    let local = match qname.iter().position(|&b| b == b':') {
+        Some(colon) => &qname[colon + 1..],
+        None => qname,
+    };
+    (local == b"KeyPackage" || local == b"Device").then_some(qname)
 }
 
 /// The part of a qualified name after its prefix.
@@ -172,59 +185,79 @@ pub(crate) fn local_part(qname: &str) -> &str {
     }
 }
 
-fn is_package_start(text: &str) -> bool {
-    package_name(text).is_some()
+/// Searchers for the end tag and a nested start tag of the package element, kept while the
+/// element's qualified name stays the same (it does for a whole file, normally).
+#[derive(Default)]
+struct Ends {
+    finders: Option<Finders>,
 }
 
-/// The end of the package starting at `start`: usually the first `</name>` after it, found
-/// by hopping from `<` to `<`; when the section holds markup whose text could fool that
-/// (comments, CDATA, processing instructions, a nested start of the same name), it is
-/// scanned tag by tag instead.
-fn package_end(text: &str, start: usize) -> Option<usize> {
-    let qname = package_name(&text[start..])?;
-    let bytes = text.as_bytes();
-    let gt = tag_end(bytes, start)?;
-    if bytes[gt - 1] == b'/' {
-        return Some(gt + 1);
-    }
-    let mut at = gt + 1;
-    loop {
-        at += find_byte(&bytes[at..], b'<')?;
-        let rest = &text[at + 1..];
-        match rest.as_bytes().first()? {
-            b'!' | b'?' => return element_end(text, start),
-            b'/' => {
-                if let Some(tail) = rest[1..].strip_prefix(qname) {
-                    let after = tail.trim_ascii_start();
-                    if after.starts_with('>') {
-                        return Some(text.len() - after.len() + 1);
-                    }
-                }
-            }
-            _ if rest.starts_with(qname) => return element_end(text, start),
-            _ => {}
+struct Finders {
+    qname: Vec<u8>,
+    end_tag: memmem::Finder<'static>,
+    start_tag: memmem::Finder<'static>,
+}
+
+impl Ends {
+    /// The end of the package starting at `start`: the first `</name>` after it, found with
+    /// a substring search; when the section holds markup whose text could fool that
+    /// (comments, CDATA, processing instructions, a nested start of the same name), it is
+    /// scanned tag by tag instead.
+    fn package_end(&mut self, bytes: &[u8], start: usize) -> Option<usize> {
+        let qname = package_name(&bytes[start..])?;
+        let gt = tag_end(bytes, start)?;
+        if bytes[gt - 1] == b'/' {
+            return Some(gt + 1);
         }
-        at += 1;
+        let finders = self.finders(qname);
+        let body = &bytes[gt + 1..];
+        let close = finders.end_tag.find(body)?;
+        let inner = &body[..close];
+        let after = body[close + finders.end_tag.needle().len()..].trim_ascii_start();
+        let plain = after.starts_with(b">")
+            && !has_markup_declaration(inner)
+            && finders.start_tag.find(inner).is_none();
+        if !plain {
+            return element_end(bytes, start);
+        }
+        Some(bytes.len() - after.len() + 1)
     }
+
+    fn finders(&mut self, qname: &[u8]) -> &Finders {
+        let current = self.finders.as_ref().is_some_and(|f| f.qname == qname);
+        if !current {
+            self.finders = None;
+        }
+        self.finders.get_or_insert_with(|| Finders {
+            qname: qname.to_vec(),
+            end_tag: memmem::Finder::new(&[b"</", qname].concat()).into_owned(),
+            start_tag: memmem::Finder::new(&[b"<", qname].concat()).into_owned(),
+        })
+    }
+}
+
+/// True when `text` holds `<!` or `<?` (comment, CDATA, declaration, processing instruction).
+fn has_markup_declaration(text: &[u8]) -> bool {
+    memchr::memchr2_iter(b'!', b'?', text).any(|i| i > 0 && text[i - 1] == b'<')
 }
 
 /// The end (exclusive) of the element starting at `start`, `None` when it is incomplete
-/// in `text` or holds a DTD-like `<!` declaration.
-fn element_end(text: &str, start: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
+/// in `bytes` or holds a DTD-like `<!` declaration.
+fn element_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let find = |from: usize, needle: &[u8]| memmem::find(&bytes[from..], needle).map(|i| from + i);
     let mut depth = 0usize;
     let mut at = start;
     loop {
-        let rest = &text[at..];
+        let rest = &bytes[at..];
         at = match bytes.get(at + 1)? {
             b'/' => {
                 depth = depth.checked_sub(1)?;
-                at + rest.find('>')? + 1
+                find(at, b">")? + 1
             }
-            b'!' if rest.starts_with("<!--") => at + 4 + rest[4..].find("-->")? + 3,
-            b'!' if rest.starts_with("<![CDATA[") => at + 9 + rest[9..].find("]]>")? + 3,
+            b'!' if rest.starts_with(b"<!--") => find(at + 4, b"-->")? + 3,
+            b'!' if rest.starts_with(b"<![CDATA[") => find(at + 9, b"]]>")? + 3,
             b'!' => return None,
-            b'?' => at + 2 + rest[2..].find("?>")? + 2,
+            b'?' => find(at + 2, b"?>")? + 2,
             _ => {
                 let gt = tag_end(bytes, at)?;
                 if bytes[gt - 1] != b'/' {
@@ -236,7 +269,7 @@ fn element_end(text: &str, start: usize) -> Option<usize> {
         if depth == 0 {
             return Some(at);
         }
-        at += bytes[at..].iter().position(|&b| b == b'<')?;
+        at += memchr::memchr(b'<', &bytes[at..])?;
     }
 }
 
@@ -254,10 +287,11 @@ fn tag_end(bytes: &[u8], lt: usize) -> Option<usize> {
     None
 }
 
-/// A second thread reading batches with its own copy of the container state.
+/// A second thread reading batches with its own copy of the container state; each batch
+/// comes back with its results, so that its buffer is used again.
 pub(crate) struct Worker<T> {
     to: Sender<Batch>,
-    from: Receiver<VecDeque<T>>,
+    from: Receiver<(VecDeque<T>, Batch)>,
 }
 
 impl<T: Send + 'static> Worker<T> {
@@ -276,7 +310,8 @@ impl<T: Send + 'static> Worker<T> {
             .name("pskc-reader".into())
             .spawn(move || {
                 for batch in batches {
-                    if results.send(read(&mut state, &batch)).is_err() {
+                    let read = read(&mut state, &batch);
+                    if results.send((read, batch)).is_err() {
                         break;
                     }
                 }
@@ -290,8 +325,8 @@ impl<T: Send + 'static> Worker<T> {
         self.to.send(batch).map_err(|err| err.0)
     }
 
-    /// The results of the batch sent last; `None` if the thread died.
-    pub fn receive(&self) -> Option<VecDeque<T>> {
+    /// The results of the batch sent last, and the batch; `None` if the thread died.
+    pub fn receive(&self) -> Option<(VecDeque<T>, Batch)> {
         self.from.recv().ok()
     }
 }
@@ -302,7 +337,7 @@ mod tests {
 
     fn spans(xml: &str) -> (Vec<&str>, String) {
         let mut input = Rewind::new(xml.as_bytes());
-        let batch = next_batch(&mut input, BLOCK, 1 << 20);
+        let batch = next_batch(&mut input, BLOCK, 1 << 20, String::new());
         let mut rest = String::new();
         input.read_to_string(&mut rest).unwrap();
         let cut = batch.spans.iter().map(|&(s, e)| &xml[s..e]).collect();
@@ -351,6 +386,10 @@ mod tests {
     fn a_section_over_the_limit_is_left_to_the_event_path() {
         let xml = "<KeyPackage><Key Id='1'/></KeyPackage>";
         let mut input = Rewind::new(xml.as_bytes());
-        assert!(next_batch(&mut input, BLOCK, 10).spans.is_empty());
+        assert!(
+            next_batch(&mut input, BLOCK, 10, String::new())
+                .spans
+                .is_empty()
+        );
     }
 }

@@ -12,177 +12,156 @@ use super::{Doc, Limits, NONE, Name, check_size, intern, push_text};
 /// section needs the full XML reader.
 pub(crate) fn read_section(text: &str, doc: &mut Doc, limits: &Limits) -> bool {
     doc.clear();
-    // References and carriage returns need quick-xml (`contains` on bytes runs memchr).
-    let bytes = text.as_bytes();
-    let special = bytes.contains(&b'&') || bytes.contains(&b'\r');
+    // References and carriage returns need quick-xml.
+    let special = memchr::memchr2(b'&', b'\r', text.as_bytes()).is_some();
     !special && read_elements(text, doc, limits).is_some()
 }
 
-/// Position of the next `<` at or after `from`.
-fn next_lt(bytes: &[u8], from: usize) -> Option<usize> {
-    find_byte(&bytes[from..], b'<').map(|i| from + i)
-}
-
-/// Position of the first `needle` in `haystack`: 16 bytes at a time with a comparison the
-/// compiler turns into SIMD, then the exact place within the block.
-pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
-    let mut blocks = haystack.chunks_exact(16);
-    let mut offset = 0;
-    for block in blocks.by_ref() {
-        if block.iter().fold(false, |found, &b| found | (b == needle)) {
-            return block.iter().position(|&b| b == needle).map(|i| offset + i);
-        }
-        offset += 16;
-    }
-    let rest = blocks.remainder();
-    rest.iter().position(|&b| b == needle).map(|i| offset + i)
-}
+/// Deepest nesting the tokenizer handles itself (PSKC needs about 8).
+const MAX_OPEN: usize = 32;
 
 /// The tokenizer proper; `None` as soon as the section leaves the simple shape.
 fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
     let bytes = text.as_bytes();
     // Open elements: node id and qualified name (for the end-tag check).
-    let mut open: Vec<(u32, &str)> = Vec::with_capacity(16);
+    let mut open: [(u32, &str); MAX_OPEN] = [(NONE, ""); MAX_OPEN];
+    let mut depth = 0;
     let mut at = 0;
     loop {
-        let lt = next_lt(bytes, at)?;
-        if let Some(&(id, _)) = open.last() {
-            push_text(doc, id, &text[at..lt], limits).ok()?;
+        let lt = at + memchr::memchr(b'<', &bytes[at..])?;
+        if depth > 0 && lt > at {
+            push_text(doc, open[depth - 1].0, &text[at..lt], limits).ok()?;
         }
-        let next = *bytes.get(lt + 1)?;
-        if next == b'!' || next == b'?' {
-            return None;
-        }
-        if next == b'/' {
-            let gt = lt + find_byte(&bytes[lt..], b'>')?;
-            let name = text[lt + 2..gt].trim_ascii_end();
-            let (_, expected) = open.pop()?;
-            if name != expected {
-                return None;
+        let end = match *bytes.get(lt + 1)? {
+            b'!' | b'?' => return None,
+            b'/' => {
+                let gt = lt + memchr::memchr(b'>', &bytes[lt..])?;
+                let name = text[lt + 2..gt].trim_ascii_end();
+                depth = depth.checked_sub(1)?;
+                if name != open[depth].1 {
+                    return None;
+                }
+                gt + 1
             }
-            at = gt + 1;
-            if open.is_empty() {
-                return text[at..].trim_ascii().is_empty().then_some(());
+            _ => {
+                if depth + 1 > limits.max_depth.min(MAX_OPEN) {
+                    return None;
+                }
+                let parent = if depth > 0 { open[depth - 1].0 } else { NONE };
+                let (qname, id, empty, end) = open_node(text, lt, doc, parent, limits)?;
+                if !empty {
+                    open[depth] = (id, qname);
+                    depth += 1;
+                }
+                end
             }
-            continue;
-        }
-        let (qname, attrs_text, empty, end) = start_tag(text, lt)?;
-        if open.len() + 1 > limits.max_depth {
-            return None;
-        }
-        let parent = open.last().map_or(NONE, |&(id, _)| id);
-        let id = open_node(doc, parent, qname, attrs_text, limits)?;
-        if !empty {
-            open.push((id, qname));
-        } else if open.is_empty() {
+        };
+        if depth == 0 {
             return text[end..].trim_ascii().is_empty().then_some(());
         }
-        at = end;
+        at = skip_indentation(doc, open[depth - 1].0, bytes, end);
     }
 }
 
-/// Splits the start tag at `lt`: qualified name, attribute text, self-closing, end offset.
-fn start_tag(text: &str, lt: usize) -> Option<(&str, &str, bool, usize)> {
+/// Where text after a tag at `end` starts: past whitespace that only indents the next tag
+/// (text the reader would drop anyway, as the node `id` has no text yet).
+fn skip_indentation(doc: &Doc, id: u32, bytes: &[u8], end: usize) -> usize {
+    let (start, stop) = doc.nodes[id as usize].text;
+    let rest = &bytes[end..];
+    let blank = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(rest.len());
+    if start == stop && rest.get(blank) == Some(&b'<') {
+        end + blank
+    } else {
+        end
+    }
+}
+
+/// Reads the start tag at `lt` into a new node under `parent`: its qualified name, node id,
+/// whether it is self-closing, and the offset after it. Attributes must be `name="value"`
+/// pairs separated by whitespace; anything else (single quotes, `<` or a tab or newline in
+/// a value, namespace declarations, `<Extensions>`) is left to quick-xml.
+fn open_node<'t>(
+    text: &'t str,
+    lt: usize,
+    doc: &mut Doc,
+    parent: u32,
+    limits: &Limits,
+) -> Option<(&'t str, u32, bool, usize)> {
     let bytes = text.as_bytes();
-    // The first `>` ends the tag unless it sits in a quoted value; tags with a single quote
-    // or an odd number of double quotes before it are left to quick-xml.
-    let gt = lt + find_byte(&bytes[lt..], b'>')?;
-    let tag = &bytes[lt + 1..gt];
-    let (lts, doubles, singles) = tag.iter().fold((0u32, 0u32, 0u32), |(l, d, s), &b| {
-        (
-            l + u32::from(b == b'<'),
-            d + u32::from(b == b'"'),
-            s + u32::from(b == b'\''),
-        )
-    });
-    if lts != 0 || singles != 0 || doubles % 2 != 0 {
+    let name_len = bytes[lt + 1..]
+        .iter()
+        .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
+    let qname = &text[lt + 1..lt + 1 + name_len];
+    let odd = |b: &u8| matches!(b, b'"' | b'\'' | b'=' | b'<');
+    if qname.is_empty() || qname.as_bytes().iter().any(odd) {
         return None;
     }
-    let empty = bytes[gt - 1] == b'/' && gt - 1 > lt;
-    let inner = &text[lt + 1..if empty { gt - 1 } else { gt }];
-    let name_end = inner
-        .bytes()
-        .position(|b| b.is_ascii_whitespace())
-        .unwrap_or(inner.len());
-    let qname = &inner[..name_end];
-    let odd = |b: u8| matches!(b, b'"' | b'\'' | b'=' | b'/');
-    if qname.is_empty() || qname.bytes().any(odd) {
-        return None;
-    }
-    Some((qname, &inner[name_end..], empty, gt + 1))
-}
-
-/// Adds the element and its attributes (`name="value"` pairs) to `doc`.
-fn open_node(doc: &mut Doc, parent: u32, qname: &str, attrs: &str, limits: &Limits) -> Option<u32> {
     let first = doc.attrs.len() as u32;
-    let mut rest = attrs.trim_ascii_start();
-    while !rest.is_empty() {
-        let eq = rest.bytes().position(|b| b == b'=')?;
-        let key = rest[..eq].trim_ascii_end();
-        let after = rest[eq + 1..].trim_ascii_start();
-        // Only double quotes reach here (see `start_tag`).
-        if !after.starts_with('"') {
-            return None;
+    let mut at = lt + 1 + name_len;
+    let (empty, end) = loop {
+        let spaced = bytes.get(at).is_some_and(u8::is_ascii_whitespace);
+        at += bytes[at..].iter().position(|b| !b.is_ascii_whitespace())?;
+        match bytes[at] {
+            b'>' => break (false, at + 1),
+            b'/' if bytes.get(at + 1) == Some(&b'>') => break (true, at + 2),
+            _ if spaced => at = attribute(text, at, doc)?,
+            _ => return None,
         }
-        let close = after[1..].bytes().position(|b| b == b'"')? + 1;
-        let value = &after[1..close];
-        // XML attribute-value normalisation would change these; leave them to quick-xml.
-        let space = |b: u8| b.is_ascii_whitespace();
-        let tab_or_newline = |b: u8| b == b'\t' || b == b'\n';
-        if key.is_empty() || key.bytes().any(space) || value.bytes().any(tab_or_newline) {
-            return None;
-        }
-        if key.starts_with("xmlns") {
-            return None;
-        }
-        let name: Name = match key.split_once(':') {
-            _ if key.starts_with("xml:") => Name::Owned(key.to_owned()),
-            Some((_, local)) => intern(local),
-            None => intern(key),
-        };
-        let begin = doc.text.len() as u32;
-        doc.text.push_str(value);
-        doc.attrs.push((name, (begin, doc.text.len() as u32)));
-        rest = after[close + 1..].trim_ascii_start();
-        if !rest.is_empty() && !after.as_bytes().get(close + 1).is_some_and(|b| space(*b)) {
-            return None;
-        }
-    }
+    };
     let attrs = &doc.attrs[first as usize..];
     let duplicate = attrs
         .iter()
         .enumerate()
         .any(|(i, (a, _))| attrs[..i].iter().any(|(b, _)| a == b));
-    if duplicate {
-        return None;
-    }
     let local = super::super::split::local_part(qname);
-    if local == "Extensions" {
+    if duplicate || local == "Extensions" {
         return None;
     }
     let id = doc.push_node(parent, intern(local), (first, doc.attrs.len() as u32));
     check_size(doc, limits).ok()?;
-    Some(id)
+    Some((qname, id, empty, end))
+}
+
+/// Reads the attribute `name="value"` at `at` into `doc`; the offset after it.
+fn attribute(text: &str, at: usize, doc: &mut Doc) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let eq = at + memchr::memchr(b'=', &bytes[at..])?;
+    let key = text[at..eq].trim_ascii_end();
+    let odd = |b: &u8| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'/');
+    if key.as_bytes().iter().any(odd) || key.starts_with("xmlns") {
+        return None;
+    }
+    let open = eq
+        + 1
+        + bytes[eq + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())?;
+    if bytes[open] != b'"' {
+        return None;
+    }
+    let close = open + 1 + memchr::memchr(b'"', &bytes[open + 1..])?;
+    let value = &text[open + 1..close];
+    // XML attribute-value normalisation would change tabs and newlines; `<` is an error.
+    if memchr::memchr3(b'<', b'\t', b'\n', value.as_bytes()).is_some() {
+        return None;
+    }
+    let name: Name = match key.split_once(':') {
+        _ if key.starts_with("xml:") => Name::Owned(key.to_owned()),
+        Some((_, local)) => intern(local),
+        None => intern(key),
+    };
+    let begin = doc.text.len() as u32;
+    doc.text.push_str(value);
+    doc.attrs.push((name, (begin, doc.text.len() as u32)));
+    Some(close + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn find_byte_matches_position_everywhere() {
-        for len in [0, 1, 15, 16, 17, 40] {
-            for at in 0..len {
-                let mut hay = vec![b'a'; len];
-                hay[at] = b'<';
-                if at + 3 < len {
-                    hay[at + 3] = b'<';
-                }
-                assert_eq!(find_byte(&hay, b'<'), Some(at), "len {len}, at {at}");
-            }
-            assert_eq!(find_byte(&vec![b'a'; len], b'<'), None);
-        }
-    }
 
     #[test]
     fn unusual_sections_are_left_to_quick_xml() {
