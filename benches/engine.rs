@@ -38,6 +38,7 @@ fn request(name: &str, parallel: usize, count: Option<usize>) -> BatchRequest {
         export: None,
         operator: None,
         parallel: Some(parallel),
+        hash: Default::default(),
     }
 }
 

@@ -11,8 +11,8 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keyprov_engine::api::{
     BatchDetail, BatchRequest, BatchSummary, ExportProtection, ExportRecord, ExportRequest,
-    ExportTarget, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage, StationConfig,
-    TokenRow,
+    ExportTarget, OtpHash, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest, Stage,
+    StationConfig, TokenRow,
 };
 use keyprov_engine::{Cancel, EngineError, Station};
 use keyprov_store::Store;
@@ -126,6 +126,10 @@ pub struct ProvisionArgs {
     /// TOTP time step in seconds.
     #[arg(long, default_value_t = 30)]
     period: u32,
+    /// HMAC hash of the OTPs: sha1, or sha256 (tokens that cannot compute it fail before a
+    /// key is obtained for them).
+    #[arg(long, value_enum, default_value = "sha1")]
+    hash: Hash,
     /// Provision at most this many tokens.
     #[arg(long, value_name = "N")]
     count: Option<usize>,
@@ -161,6 +165,12 @@ fn parse_digits(text: &str) -> Result<u8, String> {
 enum Profile {
     Hotp,
     Totp,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Hash {
+    Sha1,
+    Sha256,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -289,6 +299,10 @@ fn provision(args: ProvisionArgs) -> anyhow::Result<()> {
         export,
         operator: args.operator,
         parallel: args.parallel,
+        hash: match args.hash {
+            Hash::Sha1 => OtpHash::Sha1,
+            Hash::Sha256 => OtpHash::Sha256,
+        },
     };
     let station = open(args.db, args.emulator)?;
     let cancel = interrupt_cancels();
@@ -611,8 +625,13 @@ fn plural(n: usize, word: &str) -> String {
 
 fn print_detail(detail: &BatchDetail) {
     let b = &detail.batch;
+    // SHA-1 is the RFC 4226 default and stays unnamed, as before.
+    let hash = match b.hash {
+        OtpHash::Sha1 => String::new(),
+        other => format!(" {}", other.as_str()),
+    };
     println!(
-        "batch {} ({}): {}, {} {} digits{}, mode {}",
+        "batch {} ({}): {}, {}{hash} {} digits{}, mode {}",
         b.id,
         b.name,
         b.state,

@@ -30,7 +30,8 @@
 //! Changes since the first sketch (all additions): `StationConfig::nitrokey_admin_pin`,
 //! `StationConfig::touch_timeout_secs`, `BatchRequest::parallel`; `auth_codes` entries may carry
 //! ` SHARED_KEY=<hex>`; `TokenRow::slot` is `hotp:N` / `totp:N`; `BatchSummary::state` is
-//! `interrupted` for a batch that is open but not running in this process.
+//! `interrupted` for a batch that is open but not running in this process; `BatchRequest::hash`
+//! and `BatchSummary::hash` (issue 7).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -62,6 +63,27 @@ pub struct StationConfig {
 pub enum OtpKind {
     Hotp,
     Totp,
+}
+
+/// The hash under the OTP's HMAC (RFC 4226 SHA-1; RFC 6238 allows SHA-256). A batch asking
+/// for a hash a token cannot compute fails that token before a key is obtained for it.
+/// (Added for issue 7.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtpHash {
+    #[default]
+    Sha1,
+    Sha256,
+}
+
+impl OtpHash {
+    /// The name used on the command line and in JSON (`sha1`, `sha256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtpHash::Sha1 => "sha1",
+            OtpHash::Sha256 => "sha256",
+        }
+    }
 }
 
 /// Where keys come from.
@@ -145,6 +167,9 @@ pub struct BatchRequest {
     /// engine, issue 5.)
     #[serde(default)]
     pub parallel: Option<usize>,
+    /// The OTP hash of the new keys; SHA-1 when absent. (Added for issue 7.)
+    #[serde(default)]
+    pub hash: OtpHash,
 }
 
 fn default_period() -> u32 {
@@ -230,6 +255,9 @@ pub struct BatchSummary {
     pub otp: OtpKind,
     pub digits: u8,
     pub period: Option<u32>,
+    /// The OTP hash of the batch's keys. (Added for issue 7.)
+    #[serde(default)]
+    pub hash: OtpHash,
     /// `local` or the server URL.
     pub mode: String,
     pub operator: Option<String>,
@@ -281,7 +309,7 @@ pub struct ExportRecord {
     pub keys: usize,
     pub created_at: String,
     /// Serials the target's profile wrote differently from the device's (LinOTP's OATH
-    /// serials); empty for other targets and for exports listed from the history.
+    /// serials); empty for other targets. Exports listed from the history carry them too.
     #[serde(default)]
     pub renamed_serials: Vec<RenamedSerial>,
 }

@@ -160,6 +160,7 @@ impl Run<'_> {
     /// Step 1–2: DSKPP, then the `reserved` record with the sealed secret.
     fn obtain(&self, handle: &mut Handle, device: &Device, who: &Subject) -> Result<KeyId, Stop> {
         self.progress.report(who, Stage::Dskpp, 1, None);
+        self.check_hash(handle, who)?;
         let slot = self.pick_slot(handle, device)?;
         let profile = self.batch.profile.clone();
         let outcome = retry::retry(
@@ -218,15 +219,16 @@ impl Run<'_> {
         let secret = SecretKey::new(self.store.key_secret(id)?.to_vec());
         let slot = parse_slot(&key.slot)?;
         let digits = digits(key.profile.digits)?;
+        let hash = otp_hash(&key)?;
         self.progress.report(who, Stage::Writing, 1, None);
         let result = self.device_op(handle, who, Stage::Writing, |token| match slot.kind {
             keyprov_drivers::OtpKind::Hotp => {
                 let counter = key.counter.unwrap_or(0);
-                token.write_hotp(slot.index, &secret, counter, digits, OtpHash::Sha1)
+                token.write_hotp(slot.index, &secret, counter, digits, hash)
             }
             keyprov_drivers::OtpKind::Totp => {
                 let period = key.profile.period.unwrap_or(30);
-                token.write_totp(slot.index, &secret, period, digits, OtpHash::Sha1)
+                token.write_totp(slot.index, &secret, period, digits, hash)
             }
         });
         if let Err(stop) = result {
@@ -250,6 +252,7 @@ impl Run<'_> {
         let secret = SecretKey::new(self.store.key_secret(id)?.to_vec());
         let slot = parse_slot(&key.slot)?;
         let digits = digits(key.profile.digits)?;
+        let hash = otp_hash(&key)?;
         let factor = match key.profile.algorithm {
             OtpAlgorithm::Hotp => Factor::Counter(key.counter.unwrap_or(0)),
             OtpAlgorithm::Totp => Factor::Period(key.profile.period.unwrap_or(30)),
@@ -265,7 +268,7 @@ impl Run<'_> {
             let expected = Expected {
                 key: &secret,
                 digits,
-                hash: OtpHash::Sha1,
+                hash,
                 factor,
             };
             let pressing = finger.as_ref().map(EmulatorFinger::press_soon);
@@ -317,6 +320,16 @@ impl Run<'_> {
             Outcome::Done { value, .. } => Ok(value),
             Outcome::Failed { error, .. } => Err(Stop::Failed(error.to_string())),
             Outcome::Cancelled => Err(Stop::Cancelled),
+        }
+    }
+
+    /// Before any key is obtained: the token computes the batch's OTP hash (issue 7).
+    fn check_hash(&self, handle: &mut Handle, who: &Subject) -> Result<(), Stop> {
+        let caps = self.device_op(handle, who, Stage::Dskpp, |t| Ok(t.capabilities()))?;
+        let token = format!("{} {}", who.family, who.serial);
+        match crate::hash::unsupported(self.batch.profile.hash, &caps, &token) {
+            Some(message) => Err(Stop::Failed(message)),
+            None => Ok(()),
         }
     }
 
@@ -498,6 +511,11 @@ fn parse_slot(text: &str) -> Result<Slot, Stop> {
             "recorded slot {text:?} is not `hotp:N` or `totp:N`"
         ))
     })
+}
+
+fn otp_hash(key: &keyprov_store::Key) -> Result<OtpHash, Stop> {
+    crate::hash::driver(key.profile.hash)
+        .ok_or_else(|| Stop::Failed(format!("{} OTPs are not supported", key.profile.hash)))
 }
 
 fn digits(n: u8) -> Result<Digits, Stop> {

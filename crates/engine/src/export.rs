@@ -16,7 +16,9 @@ use keyprov_pskc::{
     Cipher, Hmac, KeyContainer, KeyData, KeyPackage, Protection, ResponseFormat, RsaPublicKey,
     Secret,
 };
-use keyprov_store::{Batch, Key, KeyState, NewExport, OtpAlgorithm, Store};
+use keyprov_store::{
+    Batch, HashAlgorithm, Key, KeyState, NewEvent, NewExport, OtpAlgorithm, Store,
+};
 use zeroize::Zeroizing;
 
 use crate::api::{ExportProtection, ExportRecord, ExportRequest, ExportTarget, RenamedSerial};
@@ -97,12 +99,60 @@ pub fn export(store: &Store, batch: &Batch, request: &ExportRequest) -> Result<E
         keys: keys.iter().map(|k| k.id).collect(),
     })?;
     tracing::debug!(batch = %batch.id, keys = keys.len(), "export recorded");
-    let mut record = crate::station::export_record(&record);
-    record.renamed_serials = renamed
+    let renamed: Vec<RenamedSerial> = renamed
         .into_iter()
         .map(|(device, written)| RenamedSerial { device, written })
         .collect();
+    if !renamed.is_empty() {
+        record_renamed(store, batch, &record, &renamed)?;
+    }
+    let mut record = crate::station::export_record(&record);
+    record.renamed_serials = renamed;
     Ok(record)
+}
+
+/// The kind of the event that keeps the serials an export renamed, next to its record.
+const RENAMED_EVENT: &str = "engine.export_renamed";
+
+/// Keeps the serials an export's profile rewrote in the log, so that the export history
+/// (`batch show`) names them as the export itself did.
+fn record_renamed(
+    store: &Store,
+    batch: &Batch,
+    export: &keyprov_store::Export,
+    renamed: &[RenamedSerial],
+) -> Result<()> {
+    store.record_event(&NewEvent {
+        kind: RENAMED_EVENT.into(),
+        batch: Some(batch.id),
+        device: None,
+        key: None,
+        detail: serde_json::json!({ "export": export.id.0, "renamed": renamed }),
+    })?;
+    Ok(())
+}
+
+/// The export history of a batch as the API lists it: each record with the serials its
+/// profile renamed.
+pub fn history(store: &Store, batch: &Batch) -> Result<Vec<ExportRecord>> {
+    let exports = store.exports(Some(batch.id))?;
+    let mut records: Vec<ExportRecord> =
+        exports.iter().map(crate::station::export_record).collect();
+    if exports.iter().all(|e| e.target == Target::Generic.name()) {
+        return Ok(records);
+    }
+    for event in store.events(Some(batch.id))? {
+        if event.kind != RENAMED_EVENT {
+            continue;
+        }
+        let id = event.detail["export"].as_i64();
+        let renamed = serde_json::from_value(event.detail["renamed"].clone());
+        let at = exports.iter().position(|e| Some(e.id.0) == id);
+        if let (Some(at), Ok(renamed)) = (at, renamed) {
+            records[at].renamed_serials = renamed;
+        }
+    }
+    Ok(records)
 }
 
 fn container(store: &Store, batch: &Batch, keys: &[Key]) -> Result<KeyContainer> {
@@ -120,6 +170,7 @@ fn container(store: &Store, batch: &Batch, keys: &[Key]) -> Result<KeyContainer>
             issuer: Some("KeyProv Station".into()),
             ..Default::default()
         };
+        pskc_key.algorithm_parameters.suite = Some(suite(key.profile.hash).into());
         pskc_key.algorithm_parameters.response_format = Some(ResponseFormat {
             encoding: Some("DECIMAL".into()),
             length: Some(u32::from(key.profile.digits)),
@@ -144,6 +195,19 @@ fn container(store: &Store, batch: &Batch, keys: &[Key]) -> Result<KeyContainer>
         container.key_packages.push(package);
     }
     Ok(container)
+}
+
+/// The `AlgorithmParameters/Suite` naming a key's OTP hash. RFC 6030 registers no Suite
+/// values for HOTP/TOTP (RFC 6238 erratum 4249); `HMAC-SHA256` is the spelling vendor files use
+/// (multiOTP) and every reader here maps (python-pskc keeps the text, FreeIPA and LinOTP map
+/// `hmac-sha256`). Profiles rewrite it for importers that read it differently (privacyIDEA:
+/// `sha256`).
+pub fn suite(hash: HashAlgorithm) -> &'static str {
+    match hash {
+        HashAlgorithm::Sha1 => "HMAC-SHA1",
+        HashAlgorithm::Sha256 => "HMAC-SHA256",
+        HashAlgorithm::Sha512 => "HMAC-SHA512",
+    }
 }
 
 /// The PSKC `Key/@Id`: the DSKPP server's KeyID (what the validation server knows), else

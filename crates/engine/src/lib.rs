@@ -12,6 +12,7 @@ mod dskpp;
 pub mod error;
 mod export;
 mod export_file;
+mod hash;
 pub mod journal;
 mod pool;
 mod progress;

@@ -3,8 +3,7 @@
 
 use keyprov_drivers::{Pin, TokenInfo};
 use keyprov_store::{
-    Batch, BatchMode, BatchState, DeviceIdentity, HashAlgorithm, KeyProfile, KeyState, NewBatch,
-    OtpAlgorithm,
+    Batch, BatchMode, BatchState, DeviceIdentity, KeyProfile, KeyState, NewBatch, OtpAlgorithm,
 };
 
 use crate::api::{
@@ -17,7 +16,7 @@ use crate::journal::{self, RecordedKey};
 use crate::progress::Progress;
 use crate::retry::Backoff;
 use crate::station::Station;
-use crate::{export, pool, tokens};
+use crate::{export, hash, pool, tokens};
 
 /// Default and upper bound of devices programmed at once.
 pub const MAX_PARALLEL: usize = 64;
@@ -76,6 +75,8 @@ pub(crate) fn reissue(
         export: request.export.clone(),
         operator: None,
         parallel: Some(1),
+        // The new key computes OTPs the way the old one did.
+        hash: hash::requested(live.profile.hash, &request.serial)?,
     };
     let only = vec![token.clone()];
     let batch = create(station, &batch_request, &only)?;
@@ -114,7 +115,7 @@ fn profile(request: &BatchRequest) -> KeyProfile {
         },
         digits: request.digits,
         period: totp.then_some(request.period),
-        hash: HashAlgorithm::Sha1,
+        hash: hash::stored(request.hash),
     }
 }
 

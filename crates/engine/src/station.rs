@@ -171,7 +171,6 @@ impl Station {
     pub(crate) fn summary(&self, batch: &Batch) -> Result<BatchSummary> {
         let members = self.store.batch_devices(batch.id)?;
         let count = |o: DeviceOutcome| members.iter().filter(|m| m.outcome == o).count();
-        let exports = self.store.exports(Some(batch.id))?;
         Ok(BatchSummary {
             id: batch.id.0,
             name: batch.name.clone(),
@@ -179,6 +178,7 @@ impl Station {
             otp: otp_kind(batch.profile.algorithm),
             digits: batch.profile.digits,
             period: batch.profile.period,
+            hash: crate::hash::listed(batch.profile.hash),
             mode: match batch.mode {
                 BatchMode::Local => "local".into(),
                 BatchMode::Imported => "imported".into(),
@@ -190,7 +190,7 @@ impl Station {
             tokens: members.len(),
             verified: count(DeviceOutcome::Done),
             failed: count(DeviceOutcome::Failed),
-            exports: exports.iter().map(export_record).collect(),
+            exports: crate::export::history(&self.store, batch)?,
         })
     }
 }

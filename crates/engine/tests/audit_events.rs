@@ -21,6 +21,7 @@ fn request(name: &str) -> BatchRequest {
         export: None,
         operator: None,
         parallel: Some(2),
+        hash: Default::default(),
     }
 }
 

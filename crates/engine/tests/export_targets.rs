@@ -31,6 +31,7 @@ fn provisioned(dir: &std::path::Path) -> Station {
         export: None,
         operator: None,
         parallel: Some(2),
+        hash: Default::default(),
     };
     let summary = station.provision(request, &|_| {}, &Cancel::new()).unwrap();
     assert_eq!(summary.verified, 2);
@@ -95,6 +96,8 @@ fn a_linotp_export_writes_oath_serials_and_reports_them() {
     let listed = station.batch("desk").unwrap().batch.exports;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].target, ExportTarget::Linotp);
+    // The history keeps the renamed serials (issue 7), as the export itself reported them.
+    assert_eq!(listed[0].renamed_serials, record.renamed_serials);
 }
 
 #[test]

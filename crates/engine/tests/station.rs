@@ -41,6 +41,7 @@ fn request(name: &str) -> BatchRequest {
         export: None,
         operator: Some("tester".into()),
         parallel: Some(2),
+        hash: Default::default(),
     }
 }
 

@@ -1,0 +1,134 @@
+//! The OTP hash of a batch (issue 7) through the `Station` API on emulated tokens: tokens
+//! that cannot compute the hash asked for fail before a key is obtained for them, the store
+//! and the batch listing keep the hash, and exports name it in `Suite` (RFC 6030 spelling for
+//! generic readers, privacyIDEA's hashlib name for `--for privacyidea`).
+
+use keyprov_drivers::Family;
+use keyprov_drivers::emulator;
+use keyprov_engine::api::{
+    BatchRequest, ExportProtection, ExportRequest, ExportTarget, OtpHash, OtpKind,
+    ProvisioningMode, StationConfig,
+};
+use keyprov_engine::{Cancel, Station};
+use keyprov_pskc::{ReadOptions, Secret};
+
+const PSK: &str = "000102030405060708090a0b0c0d0e0f";
+
+fn station(dir: &std::path::Path, family: Family) -> Station {
+    let tokens = dir.join("tokens");
+    emulator::add(&tokens, family, 2, None).unwrap();
+    Station::open(StationConfig {
+        db_path: Some(dir.join("station.db")),
+        emulator_dir: Some(tokens),
+        ..StationConfig::default()
+    })
+    .unwrap()
+}
+
+fn request(name: &str, otp: OtpKind, hash: OtpHash) -> BatchRequest {
+    BatchRequest {
+        name: name.into(),
+        otp,
+        digits: 6,
+        period: 30,
+        count: None,
+        mode: ProvisioningMode::Local,
+        export: None,
+        operator: None,
+        parallel: Some(2),
+        hash,
+    }
+}
+
+fn export(station: &Station, batch: &str, path: &std::path::Path, target: ExportTarget) {
+    let request = ExportRequest {
+        path: path.to_path_buf(),
+        protection: ExportProtection::Key {
+            key_hex: PSK.into(),
+        },
+        target,
+    };
+    station.export_batch(batch, request).unwrap();
+}
+
+/// The `Suite` of every key of an exported file.
+fn suites(path: &std::path::Path) -> Vec<Option<String>> {
+    let options = ReadOptions::with_key(Secret::from_hex(PSK).unwrap());
+    let container = keyprov_pskc::parse(&std::fs::read(path).unwrap(), &options).unwrap();
+    container
+        .keys()
+        .map(|(_, key)| key.algorithm_parameters.suite.clone())
+        .collect()
+}
+
+#[test]
+fn tokens_without_sha256_fail_before_a_key_is_obtained() {
+    for (family, otp) in [
+        (Family::Yubikey, OtpKind::Hotp),
+        (Family::NitrokeyPro, OtpKind::Totp),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let station = station(dir.path(), family);
+        let summary = station
+            .provision(
+                request("sha256", otp, OtpHash::Sha256),
+                &|_| {},
+                &Cancel::new(),
+            )
+            .unwrap();
+        assert_eq!((summary.failed, summary.verified), (2, 0), "{family}");
+        assert_eq!(summary.hash, OtpHash::Sha256);
+
+        let detail = station.batch("sha256").unwrap();
+        for token in &detail.tokens {
+            let error = token.error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains(&format!("{} cannot compute sha256 OTPs", token.serial))
+                    && error.contains("it supports sha1"),
+                "{family}: {error}"
+            );
+            assert_eq!(token.key_id, "", "{family}: no key was reserved");
+            assert_eq!(token.state, "failed");
+        }
+        let events = station.audit_events(Default::default()).unwrap();
+        assert!(
+            events
+                .iter()
+                .all(|e| e.kind != "key.reserved" && e.kind != "engine.dskpp_started"),
+            "{family}: no DSKPP run and no key for a token that cannot take it"
+        );
+    }
+}
+
+#[test]
+fn exports_name_the_hash_in_suite_for_each_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), Family::NitrokeyPro);
+    let summary = station
+        .provision(
+            request("totp", OtpKind::Totp, OtpHash::Sha1),
+            &|_| {},
+            &Cancel::new(),
+        )
+        .unwrap();
+    assert_eq!((summary.verified, summary.hash), (2, OtpHash::Sha1));
+
+    let generic = dir.path().join("generic.pskcxml");
+    export(&station, "totp", &generic, ExportTarget::Generic);
+    assert_eq!(suites(&generic), vec![Some("HMAC-SHA1".to_string()); 2]);
+
+    let privacyidea = dir.path().join("privacyidea.pskcxml");
+    export(&station, "totp", &privacyidea, ExportTarget::Privacyidea);
+    assert_eq!(suites(&privacyidea), vec![Some("sha1".to_string()); 2]);
+}
+
+#[test]
+fn a_batch_request_without_hash_is_sha1() {
+    let json = r#"{"name": "b", "otp": "totp", "digits": 6, "mode": {"kind": "local"}}"#;
+    let request: BatchRequest = serde_json::from_str(json).unwrap();
+    assert_eq!(request.hash, OtpHash::Sha1);
+    let json = r#"{"name": "b", "otp": "totp", "digits": 6, "mode": {"kind": "local"},
+                   "hash": "sha256"}"#;
+    let request: BatchRequest = serde_json::from_str(json).unwrap();
+    assert_eq!(request.hash, OtpHash::Sha256);
+}
