@@ -23,6 +23,9 @@ export interface ExportRequest {
   target: ExportTarget;
 }
 
+/** The HMAC hash of the OTPs (issue 7); tokens that cannot compute it fail before a key. */
+export type OtpHash = "sha1" | "sha256";
+
 export interface BatchRequest {
   name: string;
   otp: OtpKind;
@@ -32,6 +35,8 @@ export interface BatchRequest {
   mode: ProvisioningMode;
   export: ExportRequest | null;
   operator: string | null;
+  /** Absent: sha1. */
+  hash?: OtpHash;
 }
 
 export interface DeviceInfo {
@@ -67,6 +72,15 @@ export interface ExportRecord {
   target: ExportTarget;
   keys: number;
   created_at: string;
+  /** Serials the target's profile wrote differently (LinOTP's OATH serials). */
+  renamed_serials: RenamedSerial[];
+}
+
+export interface RenamedSerial {
+  /** The serial of the device. */
+  device: string;
+  /** The serial written in the file, which the validation server knows. */
+  written: string;
 }
 
 export interface BatchSummary {
@@ -76,6 +90,7 @@ export interface BatchSummary {
   otp: OtpKind;
   digits: number;
   period: number | null;
+  hash: OtpHash;
   mode: string;
   operator: string | null;
   created_at: string;

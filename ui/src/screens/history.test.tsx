@@ -16,6 +16,7 @@ const batch: BatchSummary = {
   otp: "hotp",
   digits: 6,
   period: null,
+  hash: "sha1",
   mode: "local",
   operator: "kim",
   created_at: "2026-12-03T14:00:00Z",

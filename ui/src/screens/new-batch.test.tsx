@@ -32,6 +32,7 @@ describe("New batch", () => {
       mode: { kind: "local" },
       export: null,
       operator: null,
+      hash: "sha1",
     });
     expect(document.querySelector("#batch-period")).toBeNull();
   });
@@ -41,6 +42,7 @@ describe("New batch", () => {
     input("#batch-name", "remote");
     change("#batch-otp", "totp");
     change("#batch-digits", "8");
+    change("#batch-hash", "sha256");
     input("#batch-period", "60");
     fireEvent.click(document.querySelector("#mode-central")!);
     expect((document.querySelector("#server-url") as HTMLInputElement).value).toBe(
@@ -63,6 +65,7 @@ describe("New batch", () => {
       },
       export: null,
       operator: "kim",
+      hash: "sha256",
     });
   });
 

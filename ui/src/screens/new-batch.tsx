@@ -1,8 +1,8 @@
-// New batch: profile (HOTP/TOTP, digits, period), where keys come from (local DSKPP server
+// New batch: profile (HOTP/TOTP, digits, hash, period), where keys come from (local DSKPP server
 // or a central one with authentication codes), export protection, and how many tokens.
 
 import { useState } from "preact/hooks";
-import type { BatchRequest, OtpKind } from "../api";
+import type { BatchRequest, OtpHash, OtpKind } from "../api";
 import { ExportFields, emptyDraft, exportRequest } from "../components/export-form";
 
 interface Form {
@@ -10,6 +10,7 @@ interface Form {
   otp: OtpKind;
   digits: number;
   period: number;
+  hash: OtpHash;
   mode: "local" | "central";
   serverUrl: string;
   authCodes: string;
@@ -51,6 +52,7 @@ export function batchRequest(
     mode,
     export: exportTo,
     operator: f.operator.trim() || null,
+    hash: f.hash,
   };
 }
 
@@ -73,6 +75,7 @@ export function NewBatch(props: {
     otp: "hotp",
     digits: 6,
     period: 30,
+    hash: "sha1",
     mode: "local",
     serverUrl: props.serverUrl ?? "",
     authCodes: "",
@@ -126,6 +129,17 @@ export function NewBatch(props: {
               <option value="6">6</option>
               <option value="7">7</option>
               <option value="8">8</option>
+            </select>
+          </label>
+          <label>
+            Hash
+            <select
+              id="batch-hash"
+              value={form.hash}
+              onChange={(e) => set({ hash: text(e) as OtpHash })}
+            >
+              <option value="sha1">SHA-1</option>
+              <option value="sha256">SHA-256</option>
             </select>
           </label>
           {form.otp === "totp" && (

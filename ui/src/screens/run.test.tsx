@@ -25,6 +25,7 @@ const summary = (patch: Partial<BatchSummary> = {}): BatchSummary => ({
   otp: "hotp",
   digits: 6,
   period: null,
+  hash: "sha1",
   mode: "local",
   operator: null,
   created_at: "2026-12-03T14:00:00Z",
