@@ -143,7 +143,16 @@ fn children_cpu() -> Duration {
 
 /// CPU time of this process, all threads (`utime + stime` of `/proc/self/stat`, 10 ms ticks).
 fn process_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu("/proc/self/stat")
+}
+
+/// CPU time of the calling thread (`/proc/thread-self/stat`, 10 ms ticks).
+fn thread_cpu() -> Duration {
+    stat_cpu("/proc/thread-self/stat")
+}
+
+fn stat_cpu(path: &str) -> Duration {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let after_name = text.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // After the name: state, ppid, … utime and stime are the 12th and 13th (0-based 11, 12).
@@ -286,14 +295,15 @@ fn main() {
                 let raw = best_of(5, || raw_events(&path));
                 println!("{}: raw events {}", kind.name(), ms(raw));
             }
-            let cpu = process_cpu();
+            let (cpu, main_cpu) = (process_cpu(), thread_cpu());
             let total: Duration = (0..runs).map(|_| keyprov_read(&path, kind)).sum();
-            let cpu = process_cpu() - cpu;
+            let (cpu, main_cpu) = (process_cpu() - cpu, thread_cpu() - main_cpu);
             println!(
-                "{}: keyprov {} wall, {} CPU (all threads) per read",
+                "{}: keyprov {} wall, {} CPU (all threads; {} this thread) per read",
                 kind.name(),
                 ms(total / runs),
-                ms(cpu / runs)
+                ms(cpu / runs),
+                ms(main_cpu / runs),
             );
             if let Ok(keep) = std::env::var("PSKC_BENCH_KEEP") {
                 std::fs::copy(&path, keep).unwrap();

@@ -108,10 +108,16 @@ pub struct Reader<R> {
     worker_failed: bool,
     /// Batch buffers to reuse (large allocations freed and made again cost more).
     spare: Vec<String>,
+    /// The size of this thread's batch in sixteenths of the second thread's: this thread
+    /// also cuts both, so it reads less; adjusted after each round so that neither waits.
+    share: usize,
 }
 
 /// Batches of at least this many packages are worth handing to the second thread.
 const PARALLEL_MIN: usize = 16;
+
+/// Smallest share (in sixteenths) of a round this thread reads itself.
+const SHARE_MIN: usize = 4;
 
 impl<R: BufRead> Reader<R> {
     /// Reads up to the first `KeyPackage`: root, version, encryption and MAC set-up.
@@ -143,6 +149,7 @@ impl<R: BufRead> Reader<R> {
             worker: None,
             worker_failed: false,
             spare: Vec::new(),
+            share: 12,
         })
     }
 
@@ -154,37 +161,40 @@ impl<R: BufRead> Reader<R> {
             self.spare.push(first.text);
             return false;
         }
-        if first.spans.len() >= PARALLEL_MIN && self.start_worker() {
-            // This thread also cuts both batches, so it reads a smaller share.
-            let second = self.next_batch(split::BLOCK * 3 / 4);
-            if let Some(worker) = &self.worker {
-                match worker.send(first) {
-                    Ok(()) => {
-                        let mine = self.state.read_batch(&second);
-                        self.spare.push(second.text);
-                        match worker.receive() {
-                            Some((theirs, batch)) => {
-                                self.ready.extend(theirs);
-                                self.spare.push(batch.text);
-                            }
-                            None => {
-                                let stopped = std::io::Error::other("the reader thread stopped");
-                                self.ready.push_back(Err(Error::Io(stopped)));
-                            }
-                        }
-                        self.ready.extend(mine);
-                    }
-                    Err(first) => {
-                        self.worker = None;
-                        self.worker_failed = true;
-                        self.read_here(first);
-                        self.read_here(second);
-                    }
-                }
-                return true;
+        if first.spans.len() < PARALLEL_MIN || !self.start_worker() {
+            self.read_here(first);
+            return true;
+        }
+        // The second thread starts on the first batch while this one cuts and reads the
+        // second, whose size follows which thread finished first last time.
+        if let Some(Err(first)) = self.worker.as_ref().map(|w| w.send(first)) {
+            self.worker = None;
+            self.worker_failed = true;
+            self.read_here(first);
+            return true;
+        }
+        let second = self.next_batch(split::BLOCK * self.share / 16);
+        let mine = self.state.read_batch(&second);
+        self.spare.push(second.text);
+        let theirs = self.worker.as_ref().and_then(|worker| {
+            if let Some(done) = worker.try_receive() {
+                self.share = self.share.saturating_sub(1).max(SHARE_MIN);
+                return Some(done);
+            }
+            self.share = (self.share + 1).min(16);
+            worker.receive()
+        });
+        match theirs {
+            Some((theirs, batch)) => {
+                self.ready.extend(theirs);
+                self.spare.push(batch.text);
+            }
+            None => {
+                let stopped = std::io::Error::other("the reader thread stopped");
+                self.ready.push_back(Err(Error::Io(stopped)));
             }
         }
-        self.read_here(first);
+        self.ready.extend(mine);
         true
     }
 
@@ -274,6 +284,9 @@ struct ContainerState {
     pending: bool,
     finished: bool,
     packages: usize,
+    /// A value's decoded ValueMAC and ciphertext (not secret), kept for the next value.
+    mac_buf: Vec<u8>,
+    cipher_buf: Vec<u8>,
 }
 
 impl ContainerState {
@@ -343,6 +356,8 @@ impl ContainerState {
             pending: false,
             finished: false,
             packages: 0,
+            mac_buf: Vec::new(),
+            cipher_buf: Vec::new(),
         })
     }
 
@@ -530,10 +545,10 @@ impl ContainerState {
 
     /// `<Data>` (§4.3.3) and the drafts' `<Data Name="SECRET">` form.
     fn key_data(&mut self, element: El<'_>, id: Option<&str>) -> Result<KeyData> {
-        let mut fields: Vec<(&str, El<'_>)> = Vec::new();
+        let mut out = KeyData::default();
         if let Some(data) = element.child("Data") {
             for child in data.children() {
-                fields.push((child.name(), child));
+                self.data_field(&mut out, child.name(), child, id)?;
             }
         }
         for data in element.children_named("Data") {
@@ -545,68 +560,105 @@ impl ContainerState {
                 Some("time_drift") | Some("timedrift") => "TimeDrift",
                 _ => continue,
             };
-            fields.push((legacy, data));
-        }
-        let mut out = KeyData::default();
-        for (name, field) in fields {
-            let Some(bytes) = self.value(field, name, id)? else {
-                continue;
-            };
-            // Built only for an error: most values are read without one.
-            let at = || Location::in_key(name, id);
-            match name {
-                "Secret" => out.secret = Some(bytes.into_secret(&at)?),
-                "Counter" => out.counter = Some(bytes.unsigned(&at)?),
-                "Time" => out.time = Some(bytes.unsigned(&at)?),
-                "TimeInterval" => out.time_interval = Some(bytes.unsigned(&at)?),
-                "TimeDrift" => out.time_drift = Some(bytes.signed(&at)?),
-                _ => {}
-            }
+            self.data_field(&mut out, legacy, data, id)?;
         }
         Ok(out)
     }
 
-    /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content.
-    fn value<'a>(
+    /// One `<Data>` child (`name`: its local name, or the legacy `Name` attribute's).
+    fn data_field(
         &mut self,
-        field: El<'a>,
+        out: &mut KeyData,
         name: &str,
+        field: El<'_>,
         id: Option<&str>,
-    ) -> Result<Option<RawValue<'a>>> {
+    ) -> Result<()> {
+        if !matches!(
+            name,
+            "Secret" | "Counter" | "Time" | "TimeInterval" | "TimeDrift"
+        ) {
+            return Ok(());
+        }
+        let at = At {
+            element: name,
+            key_id: id,
+        };
+        let Some(bytes) = self.value(field, at)? else {
+            return Ok(());
+        };
+        match name {
+            "Secret" => out.secret = Some(bytes.into_secret(at)?),
+            "Counter" => out.counter = Some(bytes.unsigned(at)?),
+            "Time" => out.time = Some(bytes.unsigned(at)?),
+            "TimeInterval" => out.time_interval = Some(bytes.unsigned(at)?),
+            "TimeDrift" => out.time_drift = Some(bytes.signed(at)?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A `PlainValue` or `EncryptedValue` (+ `ValueMAC`) element's content. The MAC and the
+    /// ciphertext are decoded into buffers kept for the next value.
+    fn value<'a>(&mut self, field: El<'a>, at: At<'_>) -> Result<Option<RawValue<'a>>> {
         if let Some(plain) = field.child("PlainValue") {
             return Ok(plain.text().map(RawValue::Plain));
         }
-        let at = &Location::in_key(name, id);
         let mac = field
             .child_any(&["ValueMAC", "ValueDigest"])
             .and_then(El::text);
-        let mac = mac.map(|m| decode_base64(m, at)).transpose()?;
+        if let Some(mac) = mac {
+            decode_base64_into(mac, &mut self.mac_buf, at)?;
+        }
+        let mac = mac.map(|_| self.mac_buf.as_slice());
+        let cipher_value = &mut self.cipher_buf;
         if let Some(encrypted) = field.child("EncryptedValue") {
-            let (algorithm, cipher_value) = encrypted_value(encrypted, at)?;
-            let Some(cipher_value) = cipher_value else {
+            let (algorithm, text) = encrypted_value(encrypted);
+            let Some(text) = text else {
                 // An emptied CipherValue under a kept ValueMAC is a removed value, not "no
                 // secret": the MAC of the original ciphertext cannot match nothing.
                 if mac.is_some() {
-                    return Err(Error::MacMismatch { at: at.clone() });
+                    return Err(Error::MacMismatch { at: at.location() });
                 }
                 return Ok(None);
             };
-            let plain =
-                self.crypto
-                    .decrypt(algorithm, &cipher_value, mac.as_deref(), at, &self.options)?;
+            decode_base64_into(text, cipher_value, at)?;
+            let plain = self
+                .crypto
+                .decrypt(algorithm, cipher_value, mac, at, &self.options)?;
             return Ok(plain.map(RawValue::Decrypted));
         }
         if let Some(value) = field.child("Value").and_then(El::text) {
             if self.crypto.algorithm.is_some() && mac.is_some() {
-                let cipher_value = decode_base64(value, at)?;
-                let plain =
-                    self.crypto
-                        .decrypt(None, &cipher_value, mac.as_deref(), at, &self.options)?;
+                decode_base64_into(value, cipher_value, at)?;
+                let plain = self
+                    .crypto
+                    .decrypt(None, cipher_value, mac, at, &self.options)?;
                 return Ok(plain.map(RawValue::Decrypted));
             }
             return Ok(Some(RawValue::Plain(value)));
         }
         Ok(None)
+    }
+}
+
+/// Where a value is, for error messages: the [`Location`] is only built for an error.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    element: &'a str,
+    key_id: Option<&'a str>,
+}
+
+impl At<'_> {
+    /// A container-level element (no key).
+    const fn element(element: &'static str) -> At<'static> {
+        At {
+            element,
+            key_id: None,
+        }
+    }
+
+    fn location(self) -> Location {
+        Location::in_key(self.element, self.key_id)
     }
 }
 
@@ -628,29 +680,29 @@ enum RawValue<'a> {
 }
 
 impl RawValue<'_> {
-    fn into_secret(self, at: &dyn Fn() -> Location) -> Result<Secret> {
+    fn into_secret(self, at: At<'_>) -> Result<Secret> {
         match self {
             RawValue::Plain(text) => values::base64_decode(text)
                 .map(Secret::new)
-                .ok_or_else(|| Error::invalid(at(), "not valid base64")),
+                .ok_or_else(|| Error::invalid(at.location(), "not valid base64")),
             RawValue::Decrypted(secret) => Ok(secret),
         }
     }
 
-    fn unsigned(&self, at: &dyn Fn() -> Location) -> Result<u64> {
+    fn unsigned(&self, at: At<'_>) -> Result<u64> {
         let parsed = match self {
             RawValue::Plain(text) => values::plain_int(text),
             RawValue::Decrypted(bytes) => values::int_from_bytes(bytes.expose()),
         };
-        parsed.ok_or_else(|| Error::invalid(at(), "not an unsigned integer"))
+        parsed.ok_or_else(|| Error::invalid(at.location(), "not an unsigned integer"))
     }
 
-    fn signed(&self, at: &dyn Fn() -> Location) -> Result<i64> {
+    fn signed(&self, at: At<'_>) -> Result<i64> {
         let parsed = match self {
             RawValue::Plain(text) => values::plain_signed(text),
             RawValue::Decrypted(bytes) => values::signed_from_bytes(bytes.expose()),
         };
-        parsed.ok_or_else(|| Error::invalid(at(), "not an integer"))
+        parsed.ok_or_else(|| Error::invalid(at.location(), "not an integer"))
     }
 }
 
@@ -662,8 +714,16 @@ fn decode_base64(text: &str, at: &Location) -> Result<Vec<u8>> {
     values::base64_decode(text).ok_or_else(|| Error::invalid(at.clone(), "not valid base64"))
 }
 
-/// `EncryptionMethod@Algorithm` (or a legacy `EncryptionScheme`) and the `CipherValue`.
-fn encrypted_value(element: El<'_>, at: &Location) -> Result<(Option<String>, Option<Vec<u8>>)> {
+/// Decodes base64 `text` into `buf` (cleared first).
+fn decode_base64_into(text: &str, buf: &mut Vec<u8>, at: At<'_>) -> Result<()> {
+    if values::base64_decode_into(text, buf) {
+        return Ok(());
+    }
+    Err(Error::invalid(at.location(), "not valid base64"))
+}
+
+/// `EncryptionMethod@Algorithm` (or a legacy `EncryptionScheme`) and the `CipherValue` text.
+fn encrypted_value(element: El<'_>) -> (Option<&str>, Option<&str>) {
     let method = element.child("EncryptionMethod");
     let scheme = method
         .and_then(|m| m.child("EncryptionScheme"))
@@ -672,8 +732,7 @@ fn encrypted_value(element: El<'_>, at: &Location) -> Result<(Option<String>, Op
     let cipher_value = element
         .path(&["CipherData", "CipherValue"])
         .and_then(El::text);
-    let cipher_value = cipher_value.map(|c| decode_base64(c, at)).transpose()?;
-    Ok((algorithm.map(str::to_owned), cipher_value))
+    (algorithm, cipher_value)
 }
 
 fn extension(scope: &'static str, element: El<'_>) -> Option<Extension> {
@@ -912,8 +971,9 @@ impl Crypto {
             if let Some(mac_key) = method.child("MACKey") {
                 let at = Location::element("MACMethod/MACKey");
                 // An empty <MACKey/> is treated as absent (legacy: the key is the MAC key).
-                if let (algorithm, Some(value)) = encrypted_value(mac_key, &at)? {
-                    crypto.mac_key_encrypted = Some((algorithm, value));
+                if let (algorithm, Some(value)) = encrypted_value(mac_key) {
+                    let value = decode_base64(value, &at)?;
+                    crypto.mac_key_encrypted = Some((algorithm.map(str::to_owned), value));
                 }
             }
         }
@@ -1015,7 +1075,7 @@ impl Crypto {
 
     /// Makes the symmetric key available (given, or derived once and cached). `false` when
     /// there is none and metadata-only reading was asked for.
-    fn ensure_key(&mut self, cipher: Cipher, at: &Location, options: &ReadOptions) -> Result<bool> {
+    fn ensure_key(&mut self, cipher: Cipher, at: At<'_>, options: &ReadOptions) -> Result<bool> {
         if self.key.is_some() {
             return Ok(true);
         }
@@ -1030,7 +1090,7 @@ impl Crypto {
             let what = "KeyDerivationMethod for the password".into();
             return Err(Error::Missing {
                 what,
-                at: at.clone(),
+                at: at.location(),
             });
         }
         if options.metadata_only {
@@ -1038,18 +1098,18 @@ impl Crypto {
         }
         Err(Error::KeyRequired {
             needed: self.needed(),
-            at: at.clone(),
+            at: at.location(),
         })
     }
 
     /// The cipher named by a value's (or the container's) algorithm URI; the last URI's
     /// answer is cached, as every value of a file normally names the same one.
-    fn cipher(&mut self, algorithm: Option<&str>, at: &Location) -> Result<Cipher> {
+    fn cipher(&mut self, algorithm: Option<&str>, at: At<'_>) -> Result<Cipher> {
         let uri = algorithm
             .or(self.algorithm.as_deref())
             .ok_or_else(|| Error::Missing {
                 what: "EncryptionMethod@Algorithm".into(),
-                at: at.clone(),
+                at: at.location(),
             })?;
         if let Some((cached, cipher)) = &self.cipher_cache
             && cached == uri
@@ -1059,7 +1119,7 @@ impl Crypto {
         let cipher = Cipher::from_uri(uri).ok_or_else(|| Error::UnsupportedAlgorithm {
             kind: "encryption",
             uri: uri.to_owned(),
-            at: at.clone(),
+            at: at.location(),
         })?;
         self.cipher_cache = Some((uri.to_owned(), cipher));
         Ok(cipher)
@@ -1068,17 +1128,17 @@ impl Crypto {
     /// Decrypts one value, checking its ValueMAC (§6.1.1) first.
     fn decrypt(
         &mut self,
-        algorithm: Option<String>,
+        algorithm: Option<&str>,
         cipher_value: &[u8],
         value_mac: Option<&[u8]>,
-        at: &Location,
+        at: At<'_>,
         options: &ReadOptions,
     ) -> Result<Option<Secret>> {
         // 1. Which cipher: the value's own EncryptionMethod, else the container's.
         if self.algorithm.is_none() {
-            self.algorithm.clone_from(&algorithm);
+            self.algorithm = algorithm.map(str::to_owned);
         }
-        let cipher = self.cipher(algorithm.as_deref(), at)?;
+        let cipher = self.cipher(algorithm, at)?;
 
         // 2. Asymmetric key transport (§6.3): no MAC key exists to check with.
         if cipher.is_asymmetric() {
@@ -1112,13 +1172,13 @@ impl Crypto {
                     Ok(Some(plain))
                 }
                 Err(err) if !mac_key_decrypted => Err(err),
-                _ => Err(Error::MacMismatch { at: at.clone() }),
+                _ => Err(Error::MacMismatch { at: at.location() }),
             };
         }
 
         // 4. No ValueMAC although a MACMethod is declared: refused unless allowed.
         if self.mac_declared && !options.accept_missing_value_mac {
-            return Err(Error::MissingValueMac { at: at.clone() });
+            return Err(Error::MissingValueMac { at: at.location() });
         }
         let Some(key) = &self.key else {
             return Ok(None);
@@ -1130,7 +1190,7 @@ impl Crypto {
         &mut self,
         cipher: Cipher,
         cipher_value: &[u8],
-        at: &Location,
+        at: At<'_>,
         options: &ReadOptions,
     ) -> Result<Option<Secret>> {
         let Some(private_key) = &options.private_key else {
@@ -1139,7 +1199,7 @@ impl Crypto {
             }
             return Err(Error::KeyRequired {
                 needed: "private key",
-                at: at.clone(),
+                at: at.location(),
             });
         };
         // PKCS #1 v1.5 decryption rejects implicitly (a wrong key yields random bytes),
@@ -1148,24 +1208,18 @@ impl Crypto {
             if let Some(certificate) = &self.certificate
                 && !private_key.matches(certificate)
             {
-                return Err(Error::WrongKey { at: at.clone() });
+                return Err(Error::WrongKey { at: at.location() });
             }
             self.private_key_checked = true;
         }
         private_key
             .decrypt(cipher, cipher_value)
             .map(Some)
-            .map_err(|_| Error::WrongKey { at: at.clone() })
+            .map_err(|_| Error::WrongKey { at: at.location() })
     }
 
     /// [`Crypto::open`] for a value under the container key, with the key schedule cached.
-    fn open_value(
-        &self,
-        cipher: Cipher,
-        key: &Secret,
-        data: &[u8],
-        at: &Location,
-    ) -> Result<Secret> {
+    fn open_value(&self, cipher: Cipher, key: &Secret, data: &[u8], at: At<'_>) -> Result<Secret> {
         match &self.prepared {
             Some(prepared) if prepared.cipher() == cipher => {
                 let iv = self.iv.as_deref();
@@ -1177,7 +1231,7 @@ impl Crypto {
         }
     }
 
-    fn open(&self, cipher: Cipher, key: &Secret, data: &[u8], at: &Location) -> Result<Secret> {
+    fn open(&self, cipher: Cipher, key: &Secret, data: &[u8], at: At<'_>) -> Result<Secret> {
         let iv = self.iv.as_deref().filter(|_| cipher.is_cbc());
         encryption::decrypt(cipher, key.expose(), data, iv)
             .map_err(|failure| failure_error(failure, cipher, key.len(), at))
@@ -1185,39 +1239,39 @@ impl Crypto {
 
     /// Sets up the MAC algorithm and key once. The key is `None` when the file has no
     /// `MACKey` (legacy: the encryption key is the MAC key).
-    fn ensure_mac(&mut self, at: &Location, options: &ReadOptions) -> Result<()> {
+    fn ensure_mac(&mut self, at: At<'_>, options: &ReadOptions) -> Result<()> {
         if self.mac.is_some() {
             return Ok(());
         }
         let uri = self.mac_algorithm.as_deref();
-        let uri = uri.ok_or_else(|| Error::NoMacAlgorithm { at: at.clone() })?;
+        let uri = uri.ok_or_else(|| Error::NoMacAlgorithm { at: at.location() })?;
         let algorithm = Hmac::from_uri(uri).ok_or_else(|| Error::UnsupportedAlgorithm {
             kind: "MAC",
             uri: uri.to_owned(),
-            at: at.clone(),
+            at: at.location(),
         })?;
         let mac_key = match &self.mac_key_encrypted {
             None => options.mac_key.clone(),
             Some((mac_cipher, value)) => {
-                let mac_at = Location::element("MACMethod/MACKey");
+                let mac_at = At::element("MACMethod/MACKey");
                 let cipher_uri = mac_cipher.as_deref().or(self.algorithm.as_deref());
                 let cipher_uri = cipher_uri.ok_or_else(|| Error::Missing {
                     what: "EncryptionMethod@Algorithm".into(),
-                    at: mac_at.clone(),
+                    at: mac_at.location(),
                 })?;
                 let cipher =
                     Cipher::from_uri(cipher_uri).ok_or_else(|| Error::UnsupportedAlgorithm {
                         kind: "encryption",
                         uri: cipher_uri.to_owned(),
-                        at: mac_at.clone(),
+                        at: mac_at.location(),
                     })?;
                 let Some(key) = &self.key else {
                     return Err(Error::KeyRequired {
                         needed: self.needed(),
-                        at: mac_at,
+                        at: mac_at.location(),
                     });
                 };
-                Some(self.open(cipher, key, value, &mac_at)?)
+                Some(self.open(cipher, key, value, mac_at)?)
             }
         };
         let effective = mac_key.as_ref().or(self.key.as_ref());
@@ -1288,7 +1342,7 @@ fn derive(derivation: &Derivation, password: &Secret, length: usize) -> Result<S
     ))
 }
 
-fn failure_error(failure: Failure, cipher: Cipher, key_len: usize, at: &Location) -> Error {
+fn failure_error(failure: Failure, cipher: Cipher, key_len: usize, at: At<'_>) -> Error {
     match failure {
         Failure::KeyLength => Error::KeyLength {
             cipher: cipher.name(),
@@ -1299,14 +1353,14 @@ fn failure_error(failure: Failure, cipher: Cipher, key_len: usize, at: &Location
                 .collect::<Vec<_>>()
                 .join(" or "),
             actual: key_len,
-            at: at.clone(),
+            at: at.location(),
         },
-        Failure::Integrity => Error::WrongKey { at: at.clone() },
-        Failure::Malformed(reason) => Error::invalid(at.clone(), format!("ciphertext {reason}")),
+        Failure::Integrity => Error::WrongKey { at: at.location() },
+        Failure::Malformed(reason) => Error::invalid(at.location(), format!("ciphertext {reason}")),
         Failure::Rsa(reason) => Error::Rsa {
             operation: "decryption",
             reason,
-            at: at.clone(),
+            at: at.location(),
         },
         Failure::Random => Error::Random("while decrypting".into()),
     }

@@ -178,6 +178,7 @@ fn package_name(text: &[u8]) -> Option<&[u8]> {
 }
 
 /// The part of a qualified name after its prefix.
+#[inline]
 pub(crate) fn local_part(qname: &str) -> &str {
     match qname.bytes().position(|b| b == b':') {
         Some(colon) => &qname[colon + 1..],
@@ -323,6 +324,11 @@ impl<T: Send + 'static> Worker<T> {
     /// Hands `batch` to the thread; gives it back if the thread is gone.
     pub fn send(&self, batch: Batch) -> Result<(), Batch> {
         self.to.send(batch).map_err(|err| err.0)
+    }
+
+    /// Like [`Worker::receive`] if the results are there already, else `None`.
+    pub fn try_receive(&self) -> Option<(VecDeque<T>, Batch)> {
+        self.from.try_recv().ok()
     }
 
     /// The results of the batch sent last, and the batch; `None` if the thread died.

@@ -18,6 +18,18 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     STANDARD_PAD_INDIFFERENT.decode(&*compact).ok()
 }
 
+/// [`base64_decode`] into `out` (cleared first, its allocation kept); `false` when `text`
+/// is not base64.
+pub fn base64_decode_into(text: &str, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if !text.bytes().any(|b| b.is_ascii_whitespace()) {
+        return STANDARD_PAD_INDIFFERENT.decode_vec(text, out).is_ok();
+    }
+    let compact: Zeroizing<Vec<u8>> =
+        Zeroizing::new(text.bytes().filter(|b| !b.is_ascii_whitespace()).collect());
+    STANDARD_PAD_INDIFFERENT.decode_vec(&*compact, out).is_ok()
+}
+
 /// Encodes base64 with padding, on one line.
 pub fn base64_encode(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)

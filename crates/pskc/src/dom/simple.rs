@@ -17,6 +17,20 @@ pub(crate) fn read_section(text: &str, doc: &mut Doc, limits: &Limits) -> bool {
     !special && read_elements(text, doc, limits).is_some()
 }
 
+/// The next `<` at or after `at`: usually right there (indentation was skipped), else
+/// after a text, which may be long (base64).
+fn next_lt(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at)? {
+        b'<' => Some(at),
+        _ => memchr::memchr(b'<', &bytes[at..]).map(|i| at + i),
+    }
+}
+
+/// The first `needle` in a short run (a tag): a plain loop beats a vector search's set-up.
+fn position(bytes: &[u8], needle: u8) -> Option<usize> {
+    bytes.iter().position(|&b| b == needle)
+}
+
 /// Deepest nesting the tokenizer handles itself (PSKC needs about 8).
 const MAX_OPEN: usize = 32;
 
@@ -28,14 +42,14 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
     let mut depth = 0;
     let mut at = 0;
     loop {
-        let lt = at + memchr::memchr(b'<', &bytes[at..])?;
+        let lt = next_lt(bytes, at)?;
         if depth > 0 && lt > at {
             push_text(doc, open[depth - 1].0, &text[at..lt], limits).ok()?;
         }
         let end = match *bytes.get(lt + 1)? {
             b'!' | b'?' => return None,
             b'/' => {
-                let gt = lt + memchr::memchr(b'>', &bytes[lt..])?;
+                let gt = lt + position(&bytes[lt..], b'>')?;
                 let name = text[lt + 2..gt].trim_ascii_end();
                 depth = depth.checked_sub(1)?;
                 if name != open[depth].1 {
@@ -68,14 +82,26 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
 fn skip_indentation(doc: &Doc, id: u32, bytes: &[u8], end: usize) -> usize {
     let (start, stop) = doc.nodes[id as usize].text;
     let rest = &bytes[end..];
-    let blank = rest
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(rest.len());
+    let blank = blank_len(rest);
     if start == stop && rest.get(blank) == Some(&b'<') {
         end + blank
     } else {
         end
+    }
+}
+
+/// Length of the whitespace at the start of `bytes`: indentation is mostly spaces, taken
+/// eight at a time.
+fn blank_len(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        if bytes.get(n..n + 8) == Some(b"        ") {
+            n += 8;
+        } else if bytes.get(n).is_some_and(u8::is_ascii_whitespace) {
+            n += 1;
+        } else {
+            return n;
+        }
     }
 }
 
@@ -128,7 +154,7 @@ fn open_node<'t>(
 /// Reads the attribute `name="value"` at `at` into `doc`; the offset after it.
 fn attribute(text: &str, at: usize, doc: &mut Doc) -> Option<usize> {
     let bytes = text.as_bytes();
-    let eq = at + memchr::memchr(b'=', &bytes[at..])?;
+    let eq = at + position(&bytes[at..], b'=')?;
     let key = text[at..eq].trim_ascii_end();
     let odd = |b: &u8| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'/');
     if key.as_bytes().iter().any(odd) || key.starts_with("xmlns") {
@@ -142,10 +168,10 @@ fn attribute(text: &str, at: usize, doc: &mut Doc) -> Option<usize> {
     if bytes[open] != b'"' {
         return None;
     }
-    let close = open + 1 + memchr::memchr(b'"', &bytes[open + 1..])?;
+    let close = open + 1 + position(&bytes[open + 1..], b'"')?;
     let value = &text[open + 1..close];
     // XML attribute-value normalisation would change tabs and newlines; `<` is an error.
-    if memchr::memchr3(b'<', b'\t', b'\n', value.as_bytes()).is_some() {
+    if value.bytes().any(|b| matches!(b, b'<' | b'\t' | b'\n')) {
         return None;
     }
     let name: Name = match key.split_once(':') {
