@@ -9,6 +9,7 @@ use tracing::warn;
 use crate::emulator::{self, EmulatorTransport};
 use crate::error::{Error, Result};
 use crate::nitrokey::{Model, Nitrokey};
+use crate::nitrokey3::{self, Nitrokey3};
 use crate::token::{Family, Location, Token, TokenInfo};
 use crate::yubikey::{self, YubiKey};
 
@@ -140,6 +141,7 @@ fn open_emulated(dir: &Path, family: Family, serial: &str) -> Result<Box<dyn Tok
         Family::NitrokeyStorage => {
             Box::new(Nitrokey::open(transport, Model::Storage, location, true)?)
         }
+        Family::Nitrokey3 => Box::new(Nitrokey3::open(transport, location, true)?),
     })
 }
 
@@ -156,6 +158,9 @@ fn open_hid(path: &str, usb_id: &str) -> Result<Box<dyn Token>> {
     };
     if vid == yubikey::VENDOR_ID {
         return Ok(Box::new(YubiKey::open(transport, pid, location, false)?));
+    }
+    if (vid, pid) == (nitrokey3::VENDOR_ID, nitrokey3::PRODUCT_ID) {
+        return Ok(Box::new(Nitrokey3::open(transport, location, false)?));
     }
     let model = Model::from_usb(vid, pid)
         .ok_or_else(|| Error::InvalidArgument(format!("{usb_id} is not a supported token")))?;
@@ -229,6 +234,12 @@ pub(crate) fn hid_candidates() -> Result<Vec<(String, TokenInfo)>> {
                 continue;
             }
             Family::Yubikey
+        } else if (vid, pid) == (nitrokey3::VENDOR_ID, nitrokey3::PRODUCT_ID) {
+            // The Secrets App answers on the FIDO interface (CTAPHID vendor command 0x70).
+            if device.usage_page() != nitrokey3::FIDO_USAGE_PAGE {
+                continue;
+            }
+            Family::Nitrokey3
         } else {
             match Model::from_usb(vid, pid) {
                 Some(Model::Storage) => Family::NitrokeyStorage,

@@ -1,13 +1,15 @@
 //! `keyprov-drivers`: USB HID drivers for tokens that accept an HOTP/TOTP secret — YubiKey
-//! (OTP application) and Nitrokey Pro / Storage / Librem Key — with byte-exact emulators of
-//! the device side of each protocol, discovery and hotplug.
+//! (OTP application), Nitrokey Pro / Storage / Librem Key and Nitrokey 3 (Secrets App over
+//! CTAPHID) — with byte-exact emulators of the device side of each protocol, discovery and
+//! hotplug.
 //!
 //! Layers, bottom up:
 //! - [`transport::HidTransport`]: feature reports in and out, input reports with a timeout;
 //!   implemented by hidapi (real devices, feature `hid`) and by [`emulator`];
 //! - codecs: [`yubikey::frame`] / [`yubikey::config`] (70-byte frames in 7-byte chunks,
-//!   CRC-16, polling rules) and [`nitrokey::packet`] (64-byte reports, STM32 CRC-32);
-//! - device handles [`yubikey::YubiKey`] and [`nitrokey::Nitrokey`];
+//!   CRC-16, polling rules), [`nitrokey::packet`] (64-byte reports, STM32 CRC-32),
+//!   [`nitrokey3::ctaphid`] and [`nitrokey3::apdu`] (CTAPHID packets, Secrets App APDUs);
+//! - device handles [`yubikey::YubiKey`], [`nitrokey::Nitrokey`] and [`nitrokey3::Nitrokey3`];
 //! - the object-safe [`Token`] trait the provisioning engine uses, with [`list`], [`open`]
 //!   and [`Watcher`] to find tokens and follow hotplug;
 //! - [`otp`]: RFC 4226/6238 values the devices are checked against.
@@ -22,6 +24,7 @@ pub mod discovery;
 pub mod emulator;
 pub mod error;
 pub mod nitrokey;
+pub mod nitrokey3;
 pub mod otp;
 pub mod secret;
 pub mod token;

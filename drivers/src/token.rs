@@ -21,6 +21,8 @@ pub enum Family {
     NitrokeyPro,
     /// Nitrokey Storage (same OTP protocol, its own timings and firmware numbering).
     NitrokeyStorage,
+    /// Nitrokey 3 Secrets App (CTAPHID vendor command 0x70; SHA-1 and SHA-256).
+    Nitrokey3,
 }
 
 impl Family {
@@ -30,6 +32,7 @@ impl Family {
             Family::Yubikey => "yubikey",
             Family::NitrokeyPro => "nitrokey-pro",
             Family::NitrokeyStorage => "nitrokey-storage",
+            Family::Nitrokey3 => "nitrokey3",
         }
     }
 
@@ -39,6 +42,7 @@ impl Family {
             Family::Yubikey,
             Family::NitrokeyPro,
             Family::NitrokeyStorage,
+            Family::Nitrokey3,
         ]
         .into_iter()
         .find(|f| f.as_str() == text)
@@ -176,8 +180,10 @@ pub struct Capabilities {
 pub enum CredentialKind {
     /// YubiKey: an optional 6-byte access code per slot.
     AccessCode,
-    /// Nitrokey: the admin PIN.
+    /// Nitrokey Pro / Storage: the admin PIN.
     AdminPin,
+    /// Nitrokey 3: no credential; the device asks for a touch.
+    Touch,
 }
 
 /// Credentials for writes, given once per handle with [`Token::authenticate`].
@@ -325,5 +331,8 @@ mod tests {
             Family::parse("nitrokey-storage"),
             Some(Family::NitrokeyStorage)
         );
+        assert_eq!(Family::parse("nitrokey3"), Some(Family::Nitrokey3));
+        let json = serde_json::to_string(&Family::Nitrokey3).unwrap();
+        assert_eq!(json, "\"nitrokey3\"");
     }
 }

@@ -16,11 +16,13 @@ pub fn discover(emulator_dir: Option<&Path>) -> Result<Vec<TokenInfo>> {
     keyprov_drivers::list(emulator_dir).map_err(|e| EngineError::Discovery(e.to_string()))
 }
 
-/// The family the station records: `yubikey` or `nitrokey` (Pro and Storage alike).
+/// The family the station records: `yubikey`, `nitrokey` (Pro and Storage alike) or
+/// `nitrokey3`.
 pub fn family(token: &TokenInfo) -> &'static str {
     match token.family {
         Family::Yubikey => "yubikey",
         Family::NitrokeyPro | Family::NitrokeyStorage => "nitrokey",
+        Family::Nitrokey3 => "nitrokey3",
     }
 }
 

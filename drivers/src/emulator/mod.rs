@@ -1,4 +1,5 @@
-//! Emulated tokens: byte-exact device sides of the YubiKey and Nitrokey HID protocols behind
+//! Emulated tokens: byte-exact device sides of the YubiKey, Nitrokey and Nitrokey 3 HID
+//! protocols behind
 //! the same [`HidTransport`] trait as real devices, with state persisted per device in a
 //! directory (see [`store`]), configurable latency and injectable faults.
 //!
@@ -6,6 +7,7 @@
 //! [`touch`], [`touch_totp`], [`set_plugged`], [`inject_fault`], [`set_latency`].
 
 pub mod nitrokey;
+pub mod nitrokey3;
 pub mod store;
 pub mod yubikey;
 
@@ -17,7 +19,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::token::Family;
 use crate::transport::HidTransport;
-use store::{DeviceState, NitrokeyState, YubikeyState};
+use store::{DeviceState, Nitrokey3State, NitrokeyState, YubikeyState};
 pub use store::{Fault, Latency};
 
 /// First serial given to emulated devices of each family.
@@ -26,6 +28,7 @@ fn first_serial(family: Family) -> u32 {
         Family::Yubikey => 10_000_001,
         Family::NitrokeyPro => 0x00A0_0001,
         Family::NitrokeyStorage => 0x00B0_0001,
+        Family::Nitrokey3 => 0x00C0_0001,
     }
 }
 
@@ -34,6 +37,8 @@ fn default_firmware(family: Family) -> &'static str {
         Family::Yubikey => "5.4.3",
         Family::NitrokeyPro => "0.15",
         Family::NitrokeyStorage => "0.55",
+        // The Secrets App version SELECT reports (4.x; `src/authenticator.rs` `VERSION`).
+        Family::Nitrokey3 => "4.13.0",
     }
 }
 
@@ -47,7 +52,8 @@ fn firmware_for(family: Family, firmware: Option<&str>) -> Result<String> {
         .map_err(|_| Error::InvalidArgument(format!("firmware {text:?} is not X.Y or X.Y.Z")))?;
     match (family, parts.as_slice()) {
         (Family::Yubikey, [a, b]) => Ok(format!("{a}.{b}.0")),
-        (Family::Yubikey, [a, b, c]) => Ok(format!("{a}.{b}.{c}")),
+        (Family::Yubikey | Family::Nitrokey3, [a, b, c]) => Ok(format!("{a}.{b}.{c}")),
+        (Family::Nitrokey3, [a, b]) => Ok(format!("{a}.{b}.0")),
         (_, [a, b]) => Ok(format!("{a}.{b}")),
         _ => Err(Error::InvalidArgument(format!(
             "firmware {text:?} for {family}"
@@ -77,6 +83,7 @@ fn model_name(state: &DeviceState) -> String {
         }
         Family::NitrokeyPro => "Nitrokey Pro".into(),
         Family::NitrokeyStorage => "Nitrokey Storage".into(),
+        Family::Nitrokey3 => "Nitrokey 3".into(),
     }
 }
 
@@ -116,7 +123,9 @@ pub fn add(
             latency: Latency::default_for(family),
             faults: Vec::new(),
             yubikey: (family == Family::Yubikey).then(YubikeyState::default),
-            nitrokey: (family != Family::Yubikey).then(NitrokeyState::default),
+            nitrokey: matches!(family, Family::NitrokeyPro | Family::NitrokeyStorage)
+                .then(NitrokeyState::default),
+            nitrokey3: (family == Family::Nitrokey3).then(Nitrokey3State::default),
         };
         store::create(dir, &state)?;
         added.push(describe(&state));
@@ -150,7 +159,8 @@ fn resolve(dir: &Path, serial: &str) -> Result<String> {
 
 /// Presses the device's button: a YubiKey types the OTP of `slot` (default 1) on its
 /// keyboard interface; a Nitrokey (no button) produces the HOTP code of `slot` (default 0)
-/// as GET_CODE would. Either way the HOTP counter advances. Returns the OTP.
+/// as GET_CODE would, a Nitrokey 3 as Calculate on `keyprov-hotp-<slot>` would. Either way
+/// the HOTP counter advances. Returns the OTP.
 pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
     let serial = resolve(dir, serial)?;
     let path = store::state_path(dir, &serial);
@@ -163,6 +173,9 @@ pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
         }
         match state.family {
             Family::Yubikey => yubikey::touch(state, slot.unwrap_or(1), &path),
+            Family::Nitrokey3 => {
+                nitrokey3_code(state, crate::Slot::hotp(slot.unwrap_or(0)), 0, true)
+            }
             _ => nitrokey_touch(state, slot.unwrap_or(0), &path),
         }
     })
@@ -170,10 +183,20 @@ pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
 
 /// The code a Nitrokey TOTP slot (0–14) gives now: GET_CODE on the slot, as the device
 /// answers it (its own clock, as SET_TIME left it). Nothing changes on the device. A YubiKey
-/// has no TOTP slot.
+/// has no TOTP slot. A Nitrokey 3 keeps no clock nor period: its code is Calculate on
+/// `keyprov-totp-<slot>` with `T = now / 30` (see [`touch_totp_period`]).
 pub fn touch_totp(dir: &Path, serial: &str, slot: u8) -> Result<String> {
+    touch_totp_period(dir, serial, slot, 30)
+}
+
+/// [`touch_totp`] with the host's TOTP period (only the Nitrokey 3 takes it from the host).
+pub fn touch_totp_period(dir: &Path, serial: &str, slot: u8, period: u32) -> Result<String> {
     let serial = resolve(dir, serial)?;
-    let state = store::load(dir, &serial)?;
+    let mut state = store::load(dir, &serial)?;
+    if state.family == Family::Nitrokey3 && state.plugged {
+        let step = crate::nitrokey3::unix_now() / u64::from(period.max(1));
+        return nitrokey3_code(&mut state, crate::Slot::totp(slot), step, false);
+    }
     let device = format!("emulated {serial}");
     if !state.plugged {
         return Err(Error::Unplugged {
@@ -188,6 +211,38 @@ pub fn touch_totp(dir: &Path, serial: &str, slot: u8) -> Result<String> {
     nitrokey::totp_code(nk, slot).ok_or_else(|| Error::SlotNotProgrammed {
         device,
         slot: format!("totp:{slot}"),
+    })
+}
+
+/// The code of a Nitrokey 3 slot's credential (HOTP: advancing its counter when `advance`).
+fn nitrokey3_code(
+    state: &mut DeviceState,
+    slot: crate::Slot,
+    challenge: u64,
+    advance: bool,
+) -> Result<String> {
+    let device = format!("emulated {}", state.serial_string());
+    let label = crate::nitrokey3::credential_id(slot);
+    let nk3 = state
+        .nitrokey3
+        .as_mut()
+        .ok_or_else(|| Error::NotSupported {
+            device: device.clone(),
+            what: "not a Nitrokey 3".into(),
+        })?;
+    nitrokey3::code(nk3, &label, challenge, advance).map_err(|sw| {
+        if sw == crate::nitrokey3::apdu::StatusWord::NOT_FOUND {
+            Error::SlotNotProgrammed {
+                device,
+                slot: slot.to_string(),
+            }
+        } else {
+            Error::Rejected {
+                device,
+                operation: "calculate",
+                reason: format!("status word {sw}"),
+            }
+        }
     })
 }
 
@@ -280,6 +335,7 @@ pub(crate) fn plugged(dir: &Path) -> Result<Vec<(Family, String, u64)>> {
 enum Session {
     Yubikey(yubikey::Session),
     Nitrokey(nitrokey::Session),
+    Nitrokey3(nitrokey3::Session),
 }
 
 /// The HID transport of an emulated device: every report goes through the device state
@@ -308,6 +364,7 @@ impl EmulatorTransport {
         }
         let session = match state.family {
             Family::Yubikey => Session::Yubikey(yubikey::Session::default()),
+            Family::Nitrokey3 => Session::Nitrokey3(nitrokey3::Session::default()),
             _ => Session::Nitrokey(nitrokey::Session::default()),
         };
         Ok(EmulatorTransport {
@@ -378,6 +435,7 @@ impl HidTransport for EmulatorTransport {
                 session.write(&dir, &serial, &data)
             }
             Session::Nitrokey(session) => session.write(&dir, &serial, report),
+            Session::Nitrokey3(_) => Err(no_feature_report(&serial)),
         };
         result.map_err(|e| self.died(e))
     }
@@ -407,6 +465,7 @@ impl HidTransport for EmulatorTransport {
                 buf[..n].copy_from_slice(&report[..n]);
                 Ok(n)
             }
+            Session::Nitrokey3(_) => Err(no_feature_report(&self.serial)),
         }
     }
 
@@ -415,6 +474,28 @@ impl HidTransport for EmulatorTransport {
         let mut pause = Duration::from_millis(1);
         loop {
             let state = self.live_state("read input report")?;
+            if let Session::Nitrokey3(session) = &mut self.session {
+                let (dir, serial) = (self.dir.clone(), self.serial.clone());
+                let polled = session.poll(&dir, &serial);
+                let next = session.next_event();
+                if let Some(report) = polled.map_err(|e| self.died(e))? {
+                    let n = buf.len().min(report.len());
+                    buf[..n].copy_from_slice(&report[..n]);
+                    return Ok(Some(n));
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                // Wake for the device's next report, and at least every 5 ms to notice an
+                // unplug, as a blocking read on a vanished hidraw node would fail.
+                let wake = next
+                    .unwrap_or(deadline)
+                    .min(deadline)
+                    .min(now + Duration::from_millis(5));
+                std::thread::sleep(wake.saturating_duration_since(now));
+                continue;
+            }
             let pending = state
                 .yubikey
                 .as_ref()
@@ -436,8 +517,9 @@ impl HidTransport for EmulatorTransport {
         }
     }
 
-    /// Both emulated families ignore output reports (a YubiKey's keyboard interface takes
-    /// LED states; a Nitrokey has no output report), as the devices do.
+    /// A Nitrokey 3 takes CTAPHID packets here; the other families ignore output reports (a
+    /// YubiKey's keyboard interface takes LED states; a Nitrokey has no output report), as
+    /// the devices do.
     fn send_output_report(&mut self, report: &[u8]) -> Result<()> {
         self.live_state("send output report")?;
         if report.is_empty() {
@@ -446,10 +528,23 @@ impl HidTransport for EmulatorTransport {
                 message: "empty output report".into(),
             });
         }
+        if let Session::Nitrokey3(session) = &mut self.session {
+            let (dir, serial) = (self.dir.clone(), self.serial.clone());
+            let result = session.write(&dir, &serial, report);
+            return result.map_err(|e| self.died(e));
+        }
         Ok(())
     }
 
     fn describe(&self) -> String {
         format!("emulator {}/{}", self.dir.display(), self.serial)
+    }
+}
+
+/// The FIDO interface of a Nitrokey 3 has input and output reports only.
+fn no_feature_report(serial: &str) -> Error {
+    Error::Hid {
+        device: format!("emulated nitrokey3 {serial}"),
+        message: "the FIDO HID interface has no feature reports".into(),
     }
 }

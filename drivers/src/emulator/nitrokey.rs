@@ -188,7 +188,9 @@ impl Session {
                     operation: "write report",
                 });
             }
-            Err(Fault::Crc) => self.answer(&request, Answer::status(command_status::WRONG_CRC), 0),
+            Err(Fault::Crc | Fault::StatusWord(_)) => {
+                self.answer(&request, Answer::status(command_status::WRONG_CRC), 0)
+            }
             Err(Fault::Busy) => {
                 // Busy with something else for a while; the request runs afterwards unless
                 // a newer one replaces it.

@@ -57,12 +57,18 @@ impl Latency {
                 write_ms: 35,
                 other_ms: 10,
             },
+            // Inference: no timing is published; a flash write of a few tens of ms.
+            Family::Nitrokey3 => Latency {
+                write_ms: 40,
+                other_ms: 5,
+            },
         }
     }
 }
 
 /// A fault the emulated device produces once, on the next frame (YubiKey) or the next
-/// slot-changing command (Nitrokey: SEND_OTP_DATA, WRITE_TO_SLOT, ERASE_SLOT, AUTHORIZE).
+/// slot-changing command (Nitrokey: SEND_OTP_DATA, WRITE_TO_SLOT, ERASE_SLOT, AUTHORIZE;
+/// Nitrokey 3: Put, Delete, Reset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
@@ -78,6 +84,10 @@ pub enum Fault {
     /// The device accepts the request but never completes it (YubiKey: write flag held for
     /// 1.5 s; Nitrokey: no response is produced).
     Timeout,
+    /// Nitrokey 3: the command is answered with this status word and not executed (e.g.
+    /// 0x6982 for a touch that never came, 0x6A84 for a full store). Other families treat it
+    /// like [`Fault::Crc`].
+    StatusWord(u16),
 }
 
 /// A YubiKey slot: the raw 52-byte configuration as written, and the OATH counter.
@@ -145,6 +155,46 @@ impl Default for NitrokeyState {
     }
 }
 
+/// A Nitrokey 3 Secrets App credential, as the app stores it (`CredentialFlat`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Nitrokey3Credential {
+    /// Credential id (UTF-8 here; the device takes any bytes).
+    pub label: String,
+    /// Kind nibble (0x10 HOTP, 0x20 TOTP, ...).
+    pub kind: u8,
+    /// Algorithm nibble (1 SHA-1, 2 SHA-256).
+    pub algorithm: u8,
+    /// OTP length.
+    pub digits: u8,
+    /// Key, hex.
+    pub secret: String,
+    /// HOTP counter (next value).
+    pub counter: Option<u32>,
+    /// Properties byte (0x02 touch required).
+    pub properties: u8,
+}
+
+/// Nitrokey 3-specific state.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Nitrokey3State {
+    /// Credentials in creation order.
+    pub credentials: Vec<Nitrokey3Credential>,
+    /// How long after a command asks for user presence the emulated user touches the device.
+    pub touch_delay_ms: u64,
+    /// Most credentials the store holds (firmware option `max_resident_credentials_allowed`).
+    pub max_credentials: u16,
+}
+
+impl Default for Nitrokey3State {
+    fn default() -> Self {
+        Nitrokey3State {
+            credentials: Vec::new(),
+            touch_delay_ms: 250,
+            max_credentials: 50,
+        }
+    }
+}
+
 /// Everything an emulated device keeps across processes.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DeviceState {
@@ -168,6 +218,9 @@ pub struct DeviceState {
     /// Nitrokey state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nitrokey: Option<NitrokeyState>,
+    /// Nitrokey 3 state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nitrokey3: Option<Nitrokey3State>,
 }
 
 impl DeviceState {
@@ -422,6 +475,7 @@ mod tests {
             faults: Vec::new(),
             yubikey: Some(YubikeyState::default()),
             nitrokey: None,
+            nitrokey3: None,
         };
         create(dir.path(), &state).unwrap();
         assert!(create(dir.path(), &state).is_err(), "serials are unique");

@@ -191,7 +191,7 @@ impl Session {
                 }
                 _ => {}
             }
-            let corrupt = fault == Some(Fault::Crc);
+            let corrupt = matches!(fault, Some(Fault::Crc | Fault::StatusWord(_)));
             if !frame.crc_ok() || (corrupt && is_config) {
                 return Ok(Outcome::Ignored);
             }
