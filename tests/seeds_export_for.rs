@@ -1,6 +1,7 @@
 //! `--for TARGET` on the CLI's exports (issue 7): `batch export` and `provision --export` print
 //! the serials a profile renamed (LinOTP's OATH serials), and a target that cannot take the
-//! request fails the command with the profile's reason and writes no file.
+//! request fails the command with the profile's reason and writes no file. `batch show` lists
+//! the renamed serials with the export in the history.
 
 mod seeds_support;
 
@@ -45,6 +46,22 @@ fn provision_export_for_linotp_prints_each_renamed_serial() {
     assert!(
         text.contains("UBOH10000001") && !text.contains(">10000001<"),
         "{text}"
+    );
+
+    // The export history keeps them: `batch show` names them as the export did.
+    let db = db.to_str().unwrap();
+    let shown = keyprov_ok(&["batch", "show", "desk", "--db", db]);
+    for (device, written) in [("10000001", "UBOH10000001"), ("10000002", "UBOH10000002")] {
+        let line = format!("serial {device} is {written} in this file");
+        assert!(shown.contains(&line), "no {line:?} in:\n{shown}");
+    }
+    let json = keyprov_ok(&["batch", "show", "desk", "--db", db, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let renamed = &json["batch"]["exports"][0]["renamed_serials"];
+    assert_eq!(
+        renamed[0],
+        serde_json::json!({"device": "10000001", "written": "UBOH10000001"}),
+        "{json}"
     );
 }
 

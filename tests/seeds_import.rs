@@ -417,3 +417,114 @@ fn private_key_protection() {
     );
     assert_eq!(seeds(&db), vec![expected]);
 }
+
+#[test]
+fn a_secret_under_128_bits_imports_with_a_warning() {
+    // RFC 6030 figure 2: an HOTP key whose secret is "1234", 32 bits.
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path());
+    let file = corpus("python-pskc/rfc6030/figure2.pskcxml");
+    let out = keyprov(&["import", &file, "--db", db.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: key 12345678 (serial 12345678): its secret is 32 bits"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"].as_array().unwrap().len(), 1, "{report}");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert_eq!(warnings[0]["key"], "key 12345678 (serial 12345678)");
+    assert!(
+        warnings[0]["warning"]
+            .as_str()
+            .unwrap()
+            .contains("128 bits"),
+        "{report}"
+    );
+    assert_eq!(
+        seeds(&db),
+        [("12345678".into(), "12345678".into(), "31323334".into())]
+    );
+
+    // A file of 128-bit secrets warns about nothing.
+    let feitian = corpus("python-pskc/feitian/file1.pskcxml");
+    let report = import_json(&[&feitian, "--db", db.to_str().unwrap()]);
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn an_imported_sha256_key_exports_with_its_hash() {
+    // A vendor TOTP key whose Suite names SHA-256 keeps it through the store and re-export:
+    // generic in the RFC 6030 spelling, privacyIDEA as its hashlib name.
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path());
+    let db_arg = db.to_str().unwrap();
+    let container = KeyContainer {
+        key_packages: vec![KeyPackage {
+            device_info: DeviceInfo {
+                manufacturer: Some("Nitrokey".into()),
+                serial_no: Some("00A0B0C0".into()),
+                ..DeviceInfo::default()
+            },
+            keys: vec![Key {
+                id: Some("totp-1".into()),
+                algorithm: Some(keyprov_pskc::TOTP.into()),
+                algorithm_parameters: AlgorithmParameters {
+                    suite: Some("SHA-256".into()),
+                    ..AlgorithmParameters::default()
+                },
+                data: KeyData {
+                    secret: Some(Secret::from_slice(&[0x42; 32])),
+                    time_interval: Some(30),
+                    ..KeyData::default()
+                },
+                ..Key::default()
+            }],
+            ..KeyPackage::default()
+        }],
+        ..KeyContainer::new()
+    };
+    let file = dir.path().join("sha256.xml");
+    std::fs::write(
+        &file,
+        keyprov_pskc::write(&container, &Protection::Plain).unwrap(),
+    )
+    .unwrap();
+    let report = import_json(&[file.to_str().unwrap(), "--db", db_arg, "--batch", "nk"]);
+    assert_eq!(report["added"][0]["hash"], "sha256", "{report}");
+
+    let password = "re-export password";
+    for (target, suite) in [("generic", "HMAC-SHA256"), ("privacyidea", "sha256")] {
+        let out = dir.path().join(format!("{target}.pskcxml"));
+        keyprov_ok(&[
+            "batch",
+            "export",
+            "nk",
+            "-o",
+            out.to_str().unwrap(),
+            "--for",
+            target,
+            "--password",
+            password,
+            "--db",
+            db_arg,
+        ]);
+        let read = keyprov_pskc::parse(
+            &std::fs::read(&out).unwrap(),
+            &ReadOptions::with_password(Secret::from_slice(password.as_bytes())),
+        )
+        .unwrap();
+        let (_, key) = read.keys().next().unwrap();
+        assert_eq!(
+            key.algorithm_parameters.suite.as_deref(),
+            Some(suite),
+            "{target}"
+        );
+    }
+}

@@ -82,6 +82,10 @@ fn import(mut args: ImportArgs) -> anyhow::Result<()> {
         register(&store, &seeds, &batch, &source).with_context(|| format!("importing {shown}"))?;
 
     let expired = expired(&seeds);
+    // What the operator must read goes to stderr, also with --json (whose copy is on stdout).
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         let mut json = report_json(&source, &report);
         json["expired"] = expired
@@ -213,6 +217,9 @@ fn report_json(source: &ImportSource, report: &ImportReport) -> serde_json::Valu
         "unchanged": report.unchanged.iter().map(token).collect::<Vec<_>>(),
         "skipped": report.skipped.iter()
             .map(|s| json!({"key": s.subject, "reason": s.reason}))
+            .collect::<Vec<_>>(),
+        "warnings": report.warnings.iter()
+            .map(|w| json!({"key": w.subject, "warning": w.reason}))
             .collect::<Vec<_>>(),
     })
 }

@@ -99,10 +99,11 @@ pub fn export(store: &Store, batch: &Batch, request: &ExportRequest) -> Result<E
         keys: keys.iter().map(|k| k.id).collect(),
     })?;
     tracing::debug!(batch = %batch.id, keys = keys.len(), "export recorded");
-    let renamed: Vec<RenamedSerial> = renamed
+    let mut renamed: Vec<RenamedSerial> = renamed
         .into_iter()
         .map(|(device, written)| RenamedSerial { device, written })
         .collect();
+    renamed.sort_by(|a, b| a.device.cmp(&b.device));
     if !renamed.is_empty() {
         record_renamed(store, batch, &record, &renamed)?;
     }

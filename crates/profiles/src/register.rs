@@ -83,6 +83,9 @@ pub struct ImportReport {
     pub unchanged: Vec<Registered>,
     /// Keys of the file the station does not register, with the reason.
     pub skipped: Vec<Refusal>,
+    /// Keys registered (or already registered) with something the operator should know, as
+    /// [`SeedFile::warnings`].
+    pub warnings: Vec<Refusal>,
 }
 
 /// Errors of [`register`].
@@ -135,6 +138,7 @@ pub fn register(
     let mut report = ImportReport {
         batch: batch.map(|id| (id, batch_name.to_string())),
         skipped: seeds.skipped.clone(),
+        warnings: seeds.warnings.clone(),
         ..ImportReport::default()
     };
     for (token, outcome) in seeds.tokens.iter().zip(outcomes) {

@@ -59,7 +59,14 @@ pub struct SeedFile {
     pub tokens: Vec<SeedToken>,
     /// Keys left out, with the reason.
     pub skipped: Vec<Refusal>,
+    /// Keys registered that the operator should know about (a secret under 128 bits), with
+    /// what is wrong; never the secret.
+    pub warnings: Vec<Refusal>,
 }
+
+/// RFC 4226 §4 requirement R6: the shared secret is at least 128 bits. Shorter secrets are
+/// registered all the same (RFC 6030's own examples carry a 32-bit one) with a warning.
+pub const MIN_SECRET_BITS: usize = 128;
 
 /// The tokens of a decrypted container; [`SeedError::NothingToImport`] when there are none.
 pub fn seed_tokens(container: &KeyContainer) -> Result<SeedFile, SeedError> {
@@ -82,6 +89,10 @@ pub fn seed_tokens(container: &KeyContainer) -> Result<SeedFile, SeedError> {
             Some(&at) => same_token(&file.tokens[at], &token)?,
             None => {
                 seen.insert(identity, file.tokens.len());
+                if let Some(warning) = short_secret(&token) {
+                    tracing::warn!(key = %token.key_id, "{}", warning.reason);
+                    file.warnings.push(warning);
+                }
                 file.tokens.push(token);
             }
         }
@@ -92,6 +103,18 @@ pub fn seed_tokens(container: &KeyContainer) -> Result<SeedFile, SeedError> {
         });
     }
     Ok(file)
+}
+
+/// The warning for a secret under [`MIN_SECRET_BITS`], naming the key and the length.
+fn short_secret(token: &SeedToken) -> Option<Refusal> {
+    let bits = token.secret.len() * 8;
+    (bits < MIN_SECRET_BITS).then(|| Refusal {
+        subject: format!("key {} (serial {})", token.key_id, token.serial),
+        reason: format!(
+            "its secret is {bits} bits, shorter than the {MIN_SECRET_BITS} bits RFC 4226 \
+             requires (R6); registered all the same"
+        ),
+    })
 }
 
 /// A repeated key must repeat exactly; anything else is a conflict inside the file.

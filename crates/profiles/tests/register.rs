@@ -41,7 +41,7 @@ fn conflicting_secret_refuses_everything() {
     let store = Store::open(&dir.path().join("station.db"), None).unwrap();
     let first = SeedFile {
         tokens: vec![token("A1", b"secret-a")],
-        skipped: vec![],
+        ..SeedFile::default()
     };
     let report = register(&store, &first, "first", &source()).unwrap();
     assert_eq!(report.added.len(), 1);
@@ -50,7 +50,7 @@ fn conflicting_secret_refuses_everything() {
     let before = events(&store);
     let second = SeedFile {
         tokens: vec![token("B2", b"secret-b"), token("A1", b"other-secret")],
-        skipped: vec![],
+        ..SeedFile::default()
     };
     let err = register(&store, &second, "second", &source()).unwrap_err();
     match &err {
@@ -72,12 +72,12 @@ fn overlapping_file_adds_only_new_tokens() {
     let store = Store::open(&dir.path().join("station.db"), None).unwrap();
     let first = SeedFile {
         tokens: vec![token("A1", b"secret-a")],
-        skipped: vec![],
+        ..SeedFile::default()
     };
     register(&store, &first, "first", &source()).unwrap();
     let second = SeedFile {
         tokens: vec![token("A1", b"secret-a"), token("C3", b"secret-c")],
-        skipped: vec![],
+        ..SeedFile::default()
     };
     let report = register(&store, &second, "second", &source()).unwrap();
     assert_eq!(report.unchanged.len(), 1);
@@ -143,4 +143,34 @@ fn seed_rules_skip_and_collapse() {
         err.to_string(),
         "key k1 (serial 1) appears twice in the file with different secret"
     );
+}
+
+#[test]
+fn a_secret_under_128_bits_registers_with_a_warning_naming_it() {
+    let container = KeyContainer {
+        key_packages: vec![
+            package("7", "short", HOTP, &[0x5a; 10]),
+            package("8", "long", TOTP, &[0xa5; 16]),
+        ],
+        ..KeyContainer::new()
+    };
+    let seeds = seed_tokens(&container).unwrap();
+    assert_eq!(seeds.tokens.len(), 2);
+    assert_eq!(seeds.warnings.len(), 1, "{:?}", seeds.warnings);
+    assert_eq!(seeds.warnings[0].subject, "key short (serial 7)");
+    assert!(
+        seeds.warnings[0].reason.contains("80 bits")
+            && seeds.warnings[0].reason.contains("128 bits"),
+        "{}",
+        seeds.warnings[0].reason
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("station.db"), None).unwrap();
+    let report = register(&store, &seeds, "short", &source()).unwrap();
+    assert_eq!(report.added.len(), 2);
+    assert_eq!(report.warnings, seeds.warnings);
+    let again = register(&store, &seeds, "short-again", &source()).unwrap();
+    assert_eq!((again.added.len(), again.unchanged.len()), (0, 2));
+    assert_eq!(again.warnings.len(), 1, "the warning repeats with the file");
 }
