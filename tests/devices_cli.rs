@@ -350,3 +350,75 @@ fn sigkill_at_any_instant_leaves_a_readable_state() {
         "counter {counter} < {completed} printed OTPs"
     );
 }
+
+/// `oathtool ARGS… HEX`, stdout trimmed (the oracle for the Nitrokey 3 codes).
+fn oathtool(args: &[&str], secret_hex: &str) -> String {
+    let out = Command::new("oathtool")
+        .args(args)
+        .arg(secret_hex)
+        .output()
+        .expect("oathtool not on PATH: run `bash scripts/setup.sh`");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Issue 7's emulated SHA-256 TOTP token: a Nitrokey 3 added with `--family nitrokey3`,
+/// programmed through the driver, shows with `touch --totp` the code `oathtool
+/// --totp=sha256` computes over the key (and with `--period 60` the 60 s code); its SHA-1
+/// HOTP credential shows `oathtool --hotp` at counters 0 and 1.
+#[test]
+fn nitrokey3_touch_matches_oathtool_sha256_totp_and_sha1_hotp() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    let added = ok(&["emulator", "add", "--family", "nitrokey3", "--dir", d]);
+    assert!(added.starts_with("nitrokey3"), "{added}");
+    let serial = serials(&json(&["emulator", "list", "--dir", d, "--json"])).remove(0);
+    emulator::set_latency(dir.path(), &serial, Latency::ZERO).unwrap();
+
+    let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
+    let mut token = keyprov_drivers::open(&info).unwrap();
+    let totp_hex = "3132333435363738393031323334353637383930313233343536373839303132";
+    let totp_key = SecretKey::from_hex(totp_hex).unwrap();
+    token
+        .write_totp(2, &totp_key, 30, Digits::EIGHT, OtpHash::Sha256)
+        .unwrap();
+    let hotp_hex = "3132333435363738393031323334353637383930";
+    let hotp_key = SecretKey::from_hex(hotp_hex).unwrap();
+    token
+        .write_hotp(0, &hotp_key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
+
+    for period in ["30", "60"] {
+        let step = format!("{period}s");
+        let oracle = || oathtool(&["--totp=sha256", "-s", &step, "-d", "8"], totp_hex);
+        let before = oracle();
+        let shown = ok(&[
+            "emulator", "touch", &serial, "--slot", "2", "--totp", "--period", period, "--dir", d,
+        ]);
+        let after = oracle();
+        let shown = shown.trim();
+        assert!(
+            shown == before || shown == after,
+            "period {period}: device {shown}, oathtool --totp=sha256 {before} / {after}"
+        );
+        let sha1 = oathtool(&["--totp", "-s", &step, "-d", "8"], totp_hex);
+        assert_ne!(shown, sha1, "the credential computes SHA-256, not SHA-1");
+    }
+
+    for counter in ["0", "1"] {
+        let shown = ok(&["emulator", "touch", &serial, "--slot", "0", "--dir", d]);
+        assert_eq!(shown.trim(), oathtool(&["--hotp", "-c", counter], hotp_hex));
+    }
+
+    let listed = json(&["devices", "--emulator", d, "--json"]);
+    assert_eq!(listed[0]["family"], "nitrokey3");
+    assert_eq!(listed[0]["free_hotp_slots"], serde_json::json!([1, 2]));
+    let out = keyprov(&["emulator", "touch", &serial, "--slot", "1", "--dir", d]);
+    assert!(!out.status.success(), "HOTP slot 1 holds no credential");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("slot hotp:1 is not programmed"), "{stderr}");
+}

@@ -38,6 +38,8 @@ pub enum EmulatedFamily {
     NitrokeyPro,
     /// Nitrokey Storage.
     NitrokeyStorage,
+    /// Nitrokey 3 (Secrets App over CTAPHID; SHA-1 and SHA-256).
+    Nitrokey3,
 }
 
 impl From<EmulatedFamily> for Family {
@@ -46,6 +48,7 @@ impl From<EmulatedFamily> for Family {
             EmulatedFamily::Yubikey => Family::Yubikey,
             EmulatedFamily::NitrokeyPro => Family::NitrokeyPro,
             EmulatedFamily::NitrokeyStorage => Family::NitrokeyStorage,
+            EmulatedFamily::Nitrokey3 => Family::Nitrokey3,
         }
     }
 }
@@ -54,13 +57,19 @@ impl From<EmulatedFamily> for Family {
 #[derive(Debug, clap::Subcommand)]
 pub enum EmulatorCommand {
     /// Create emulated devices with fresh serials and empty slots.
+    #[command(group = clap::ArgGroup::new("which").required(true))]
     Add {
         /// Device family.
-        family: EmulatedFamily,
+        #[arg(group = "which")]
+        family: Option<EmulatedFamily>,
+        /// Device family, as an option (`--family nitrokey3`).
+        #[arg(long = "family", value_name = "FAMILY", group = "which")]
+        family_option: Option<EmulatedFamily>,
         /// How many devices.
         #[arg(long, default_value_t = 1)]
         count: u32,
-        /// Firmware version X.Y (YubiKey also X.Y.Z); the generation decides the protocol.
+        /// Firmware version X.Y (YubiKey also X.Y.Z; Nitrokey 3: the Secrets App version,
+        /// default 4.13.0); the generation decides the protocol.
         #[arg(long, value_name = "X.Y")]
         firmware: Option<String>,
         /// Latency of slot writes in milliseconds (default: close to the host polling rules).
@@ -80,7 +89,8 @@ pub enum EmulatorCommand {
         json: bool,
     },
     /// Press the button: prints the OTP the device produces (the HOTP counter advances).
-    /// With --totp, prints the code a Nitrokey TOTP slot gives now (GET_CODE).
+    /// With --totp, prints the code a Nitrokey TOTP slot gives now (GET_CODE; Nitrokey 3:
+    /// Calculate at T = now / period).
     Touch {
         /// Device serial.
         serial: String,
@@ -90,6 +100,9 @@ pub enum EmulatorCommand {
         /// Read the Nitrokey TOTP slot instead of the HOTP slot.
         #[arg(long)]
         totp: bool,
+        /// TOTP period in seconds for a Nitrokey 3, which keeps none (the host sends T).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "totp")]
+        period: u32,
         /// Emulator directory.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -128,12 +141,14 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
     match cmd {
         EmulatorCommand::Add {
             family,
+            family_option,
             count,
             firmware,
             write_latency_ms,
             dir,
         } => {
-            let family = Family::from(family);
+            // clap's required group guarantees one of the two.
+            let family = Family::from(family.or(family_option).context("no device family")?);
             let added = emulator::add(&dir, family, count, firmware.as_deref())
                 .with_context(|| format!("cannot add emulated {family} devices"))?;
             for device in &added {
@@ -161,10 +176,14 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
             serial,
             slot,
             totp,
+            period,
             dir,
         } => {
+            if period == 0 {
+                anyhow::bail!("--period must be at least 1 second");
+            }
             let otp = if totp {
-                emulator::touch_totp(&dir, &serial, slot.unwrap_or(0))
+                emulator::touch_totp_period(&dir, &serial, slot.unwrap_or(0), period)
             } else {
                 emulator::touch(&dir, &serial, slot)
             };
