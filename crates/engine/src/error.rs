@@ -57,6 +57,18 @@ pub enum EngineError {
         /// Runs that need one.
         needed: usize,
     },
+    /// Another provisioning or re-issue run holds the station database (see `lock`).
+    #[error(
+        "station database {} is in use: another provisioning or re-issue run{} holds its lock; wait for it to finish, then run again",
+        db.display(),
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+    )]
+    StationBusy {
+        /// The station database.
+        db: PathBuf,
+        /// The process id of the run holding the lock, when it could be read.
+        holder: Option<u32>,
+    },
     /// The batch has no active key to export.
     #[error("batch {0:?} has no verified key to export")]
     NothingToExport(String),
@@ -81,6 +93,14 @@ pub enum EngineError {
     /// Token discovery failed.
     #[error("token discovery: {0}")]
     Discovery(String),
+    /// The station lock file could not be opened or locked.
+    #[error("station lock {}: {reason}", path.display())]
+    LockFile {
+        /// The lock file beside the database.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
     /// The export file could not be built.
     #[error("export {}: {reason}", path.display())]
     ExportBuild {
@@ -119,11 +139,13 @@ impl EngineError {
             EngineError::UnknownToken { .. } => "unknown_token",
             EngineError::NotEnoughAuthCodes { .. } => "not_enough_auth_codes",
             EngineError::NothingToExport(_) => "nothing_to_export",
+            EngineError::StationBusy { .. } => "station_busy",
             EngineError::ServerUnreachable { .. } => "server_unreachable",
             EngineError::Store(_) => "store",
             EngineError::Dskpp(_) => "dskpp",
             EngineError::Discovery(_) => "discovery",
             EngineError::ExportBuild { .. } => "export_build",
+            EngineError::LockFile { .. } => "lock_file",
             EngineError::ExportRefused { .. } => "export_refused",
             EngineError::ExportWrite { .. } => "export_write",
         }

@@ -14,6 +14,7 @@ mod export;
 mod export_file;
 mod hash;
 pub mod journal;
+mod lock;
 mod pool;
 mod progress;
 mod provision;
@@ -24,6 +25,7 @@ mod tokens;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
+pub use lock::lock_path;
 pub use progress::OnProgress;
 pub use provision::MAX_PARALLEL;
 pub use station::Station;

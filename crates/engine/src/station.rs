@@ -17,6 +17,7 @@ use crate::api::{
 };
 use crate::cancel::Cancel;
 use crate::error::{EngineError, Result};
+use crate::lock::StationLock;
 
 /// The station: its store, master key and where it looks for tokens.
 #[derive(Debug)]
@@ -66,22 +67,27 @@ impl Station {
     }
 
     /// Provisions a batch (or resumes the unfinished batch of that name); see `docs/engine.md`.
+    /// Holds the station lock throughout: a second run on the same database, in this process
+    /// or another, fails at once with [`EngineError::StationBusy`].
     pub fn provision(
         &self,
         request: BatchRequest,
         on_progress: &(dyn Fn(ProgressEvent) + Sync),
         cancel: &Cancel,
     ) -> Result<BatchSummary> {
+        let _lock = StationLock::acquire(self.db_path())?;
         crate::provision::provision(self, request, on_progress, cancel)
     }
 
-    /// Replaces one token's key: a one-token batch whose write revokes the old key.
+    /// Replaces one token's key: a one-token batch whose write revokes the old key. Holds the
+    /// station lock as [`Station::provision`] does.
     pub fn reissue(
         &self,
         request: ReissueRequest,
         on_progress: &(dyn Fn(ProgressEvent) + Sync),
         cancel: &Cancel,
     ) -> Result<BatchSummary> {
+        let _lock = StationLock::acquire(self.db_path())?;
         crate::provision::reissue(self, request, on_progress, cancel)
     }
 
@@ -128,6 +134,12 @@ impl Station {
     pub fn export_batch(&self, id_or_name: &str, request: ExportRequest) -> Result<ExportRecord> {
         crate::export::check(&request)?;
         let batch = self.resolve(id_or_name)?;
+        // A batch still open may be running elsewhere: its keys are exported only while no
+        // run can change them. A finished batch no longer changes and needs no lock.
+        let _lock = match batch.state {
+            BatchState::Open => Some(StationLock::acquire(self.db_path())?),
+            _ => None,
+        };
         crate::export::export(&self.store, &batch, &request)
     }
 
