@@ -114,3 +114,47 @@ fn nitrokey_hotp_and_totp_by_get_code() {
     token.erase(Slot::hotp(2)).unwrap();
     token.erase(Slot::totp(14)).unwrap();
 }
+
+#[test]
+#[ignore = "needs a Nitrokey 3; set KEYPROV_TEST_NITROKEY3_SERIAL"]
+fn nitrokey3_sha256_totp_and_sha1_hotp_by_calculate() {
+    let _guard = HARDWARE.lock().unwrap_or_else(|e| e.into_inner());
+    let info = device("KEYPROV_TEST_NITROKEY3_SERIAL", &[Family::Nitrokey3]);
+    let mut token: Box<dyn Token> = keyprov_drivers::open(&info).unwrap();
+    eprintln!("touch the Nitrokey 3 each time it blinks (a delete and a register per write)");
+    let key = random_key();
+    token
+        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
+    let expected = Expected {
+        key: &key,
+        digits: Digits::SIX,
+        hash: OtpHash::Sha1,
+        factor: Factor::Counter(0),
+    };
+    let verification = token
+        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
+        .unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
+    assert_eq!(verification.next_counter, Some(1));
+
+    let key = SecretKey::from_slice(b"12345678901234567890123456789012");
+    token
+        .write_totp(14, &key, 30, Digits::EIGHT, OtpHash::Sha256)
+        .unwrap();
+    let expected = Expected {
+        key: &key,
+        digits: Digits::EIGHT,
+        hash: OtpHash::Sha256,
+        factor: Factor::Period(30),
+    };
+    let verification = token
+        .verify(Slot::totp(14), &expected, Presence::NoTouch)
+        .unwrap();
+    assert_eq!(verification.proof, Proof::OtpMatched { counter: None });
+    let slots = token.programmed_slots().unwrap();
+    assert!(slots.contains(&(Slot::hotp(2), true)));
+    assert!(slots.contains(&(Slot::totp(14), true)));
+    token.erase(Slot::hotp(2)).unwrap();
+    token.erase(Slot::totp(14)).unwrap();
+}

@@ -179,12 +179,12 @@ impl Nitrokey3 {
     fn send(&mut self, cid: u32, cmd: u8, data: &[u8]) -> Result<()> {
         let packets =
             ctaphid::split(cid, cmd, data).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        for packet in packets {
+        // A Put's packets carry the key: wiped when dropped, sent or not.
+        let packets = Zeroizing::new(packets);
+        for packet in packets.iter() {
             // hidapi convention: report ID 0 first (the FIDO interface has no numbered reports).
             let mut report = Zeroizing::new([0u8; 1 + ctaphid::PACKET_SIZE]);
-            report[1..].copy_from_slice(&packet);
-            let mut packet = packet;
-            zeroize::Zeroize::zeroize(&mut packet);
+            report[1..].copy_from_slice(packet);
             self.transport.send_output_report(&report[..])?;
         }
         Ok(())
