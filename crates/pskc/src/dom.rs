@@ -47,99 +47,137 @@ impl Default for Limits {
 /// A local name: the PSKC vocabulary is interned, other names are owned.
 pub(crate) type Name = std::borrow::Cow<'static, str>;
 
+/// The element and attribute names of RFC 6030 and its drafts.
+const VOCABULARY: [&str; 86] = [
+    "Algorithm",
+    "AlgorithmParameters",
+    "CarriedKeyName",
+    "ChallengeFormat",
+    "CheckDigit",
+    "CheckDigits",
+    "CipherData",
+    "CipherValue",
+    "Counter",
+    "CryptoModuleInfo",
+    "Data",
+    "DataReference",
+    "DerivedKey",
+    "Device",
+    "DeviceBinding",
+    "DeviceId",
+    "DeviceInfo",
+    "DigestMethod",
+    "Encoding",
+    "EncryptedValue",
+    "EncryptionKey",
+    "EncryptionMethod",
+    "EncryptionScheme",
+    "Expiry",
+    "ExpiryDate",
+    "Extensions",
+    "FriendlyName",
+    "IV",
+    "Id",
+    "IssueNo",
+    "Issuer",
+    "IterationCount",
+    "Key",
+    "KeyAlgorithm",
+    "KeyContainer",
+    "KeyDerivationMethod",
+    "KeyId",
+    "KeyLength",
+    "KeyName",
+    "KeyPackage",
+    "KeyProfileId",
+    "KeyReference",
+    "KeyUsage",
+    "Length",
+    "MACAlgorithm",
+    "MACKey",
+    "MACMethod",
+    "Manufacturer",
+    "MasterKeyName",
+    "Max",
+    "MaxFailedAttempts",
+    "MaxLength",
+    "Min",
+    "MinLength",
+    "Model",
+    "Name",
+    "NumberOfTransactions",
+    "PBKDF2-params",
+    "PINEncoding",
+    "PINKeyId",
+    "PINPolicy",
+    "PINUsageMode",
+    "PRF",
+    "PlainValue",
+    "Policy",
+    "ReferenceList",
+    "ResponseFormat",
+    "Salt",
+    "Secret",
+    "SecretContainer",
+    "SerialNo",
+    "Signature",
+    "Specified",
+    "StartDate",
+    "Suite",
+    "Time",
+    "TimeDrift",
+    "TimeInterval",
+    "Usage",
+    "UserId",
+    "Value",
+    "ValueDigest",
+    "ValueMAC",
+    "Version",
+    "X509Certificate",
+    "X509Data",
+];
+
+/// Slots of the interning table: [`VOCABULARY`] hashed without collisions (checked when
+/// compiling) by [`slot`].
+const SLOTS: usize = 512;
+const INTERNED: [&str; SLOTS] = interned();
+
+/// A name's slot: length, first, second and last byte, mixed by a multiplier chosen so that
+/// no two vocabulary names share a slot. Names shorter than two bytes are not in it.
+const fn slot(name: &[u8]) -> usize {
+    let key = name.len() as u32
+        | (name[0] as u32) << 8
+        | (name[1] as u32) << 16
+        | (name[name.len() - 1] as u32) << 24;
+    (key.wrapping_mul(0x1986_21df) >> (32 - SLOTS.trailing_zeros())) as usize
+}
+
+const fn interned() -> [&'static str; SLOTS] {
+    let mut table = [""; SLOTS];
+    let mut i = 0;
+    while i < VOCABULARY.len() {
+        let name = VOCABULARY[i];
+        let at = slot(name.as_bytes());
+        assert!(
+            table[at].is_empty(),
+            "two vocabulary names share an interning slot"
+        );
+        table[at] = name;
+        i += 1;
+    }
+    table
+}
+
 /// `name` as an interned [`Name`] when it belongs to the vocabulary of RFC 6030 and its
 /// drafts (element and attribute names), so that the common case does not allocate.
 pub(crate) fn intern(name: &str) -> Name {
-    let known: &'static str = match name {
-        "KeyContainer" => "KeyContainer",
-        "SecretContainer" => "SecretContainer",
-        "EncryptionKey" => "EncryptionKey",
-        "EncryptionMethod" => "EncryptionMethod",
-        "KeyName" => "KeyName",
-        "DerivedKey" => "DerivedKey",
-        "KeyDerivationMethod" => "KeyDerivationMethod",
-        "PBKDF2-params" => "PBKDF2-params",
-        "Salt" => "Salt",
-        "Specified" => "Specified",
-        "IterationCount" => "IterationCount",
-        "KeyLength" => "KeyLength",
-        "PRF" => "PRF",
-        "MasterKeyName" => "MasterKeyName",
-        "CarriedKeyName" => "CarriedKeyName",
-        "ReferenceList" => "ReferenceList",
-        "DataReference" => "DataReference",
-        "X509Data" => "X509Data",
-        "X509Certificate" => "X509Certificate",
-        "MACMethod" => "MACMethod",
-        "MACKey" => "MACKey",
-        "MACAlgorithm" => "MACAlgorithm",
-        "DigestMethod" => "DigestMethod",
-        "KeyPackage" => "KeyPackage",
-        "Device" => "Device",
-        "DeviceInfo" => "DeviceInfo",
-        "DeviceId" => "DeviceId",
-        "Manufacturer" => "Manufacturer",
-        "SerialNo" => "SerialNo",
-        "Model" => "Model",
-        "IssueNo" => "IssueNo",
-        "DeviceBinding" => "DeviceBinding",
-        "StartDate" => "StartDate",
-        "ExpiryDate" => "ExpiryDate",
-        "Expiry" => "Expiry",
-        "UserId" => "UserId",
-        "CryptoModuleInfo" => "CryptoModuleInfo",
-        "Id" => "Id",
-        "Key" => "Key",
-        "Secret" => "Secret",
-        "Issuer" => "Issuer",
-        "AlgorithmParameters" => "AlgorithmParameters",
-        "Suite" => "Suite",
-        "ChallengeFormat" => "ChallengeFormat",
-        "ResponseFormat" => "ResponseFormat",
-        "Usage" => "Usage",
-        "KeyProfileId" => "KeyProfileId",
-        "KeyReference" => "KeyReference",
-        "FriendlyName" => "FriendlyName",
-        "Data" => "Data",
-        "Counter" => "Counter",
-        "Time" => "Time",
-        "TimeInterval" => "TimeInterval",
-        "TimeDrift" => "TimeDrift",
-        "PlainValue" => "PlainValue",
-        "EncryptedValue" => "EncryptedValue",
-        "CipherData" => "CipherData",
-        "CipherValue" => "CipherValue",
-        "ValueMAC" => "ValueMAC",
-        "ValueDigest" => "ValueDigest",
-        "Value" => "Value",
-        "Policy" => "Policy",
-        "PINPolicy" => "PINPolicy",
-        "KeyUsage" => "KeyUsage",
-        "NumberOfTransactions" => "NumberOfTransactions",
-        "Extensions" => "Extensions",
-        "Signature" => "Signature",
-        "Algorithm" => "Algorithm",
-        "Version" => "Version",
-        "Encoding" => "Encoding",
-        "Length" => "Length",
-        "CheckDigits" => "CheckDigits",
-        "CheckDigit" => "CheckDigit",
-        "Min" => "Min",
-        "Max" => "Max",
-        "PINKeyId" => "PINKeyId",
-        "PINUsageMode" => "PINUsageMode",
-        "MaxFailedAttempts" => "MaxFailedAttempts",
-        "MinLength" => "MinLength",
-        "MaxLength" => "MaxLength",
-        "PINEncoding" => "PINEncoding",
-        "KeyId" => "KeyId",
-        "KeyAlgorithm" => "KeyAlgorithm",
-        "Name" => "Name",
-        "EncryptionScheme" => "EncryptionScheme",
-        "IV" => "IV",
-        _ => return Name::Owned(name.to_owned()),
-    };
-    Name::Borrowed(known)
+    if name.len() >= 2 {
+        let known = INTERNED[slot(name.as_bytes())];
+        if known == name {
+            return Name::Borrowed(known);
+        }
+    }
+    Name::Owned(name.to_owned())
 }
 
 const NONE: u32 = u32::MAX;
@@ -831,4 +869,27 @@ fn resolve_ref(r: &quick_xml::events::BytesRef<'_>, element: &str) -> Result<Str
         _ => return Err(undefined()),
     };
     Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vocabulary_is_interned_and_nothing_else() {
+        for name in VOCABULARY {
+            assert!(matches!(intern(name), Name::Borrowed(known) if known == name));
+        }
+        for other in [
+            "",
+            "K",
+            "Keys",
+            "KeyPackages",
+            "keypackage",
+            "MinLengtH",
+            "pskc:Key",
+        ] {
+            assert!(matches!(intern(other), Name::Owned(_)), "{other}");
+        }
+    }
 }

@@ -30,20 +30,25 @@ impl<R: BufRead> Rewind<R> {
         }
     }
 
-    /// Appends up to `want` bytes to `out`; stops early at the end of input or on an error
-    /// (which the event path meets again and reports).
+    /// Fills `out` with up to `want` bytes of input, overwriting what it held (its old bytes
+    /// are space that need not be zeroed again); stops early at the end of input or on an
+    /// error (which the event path meets again and reports). Reads go straight into `out`,
+    /// past the inner reader's buffer when that is empty.
     fn take(&mut self, out: &mut Vec<u8>, want: usize) {
-        while out.len() < want {
-            let Ok(available) = self.fill_buf() else {
-                return;
-            };
-            if available.is_empty() {
-                return;
+        out.resize(want, 0);
+        let front = &self.front[self.at.min(self.front.len())..];
+        let mut filled = front.len().min(want);
+        out[..filled].copy_from_slice(&front[..filled]);
+        self.consume(filled);
+        while filled < want {
+            match self.inner.read(&mut out[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
-            let n = available.len().min(want - out.len());
-            out.extend_from_slice(&available[..n]);
-            self.consume(n);
         }
+        out.truncate(filled);
     }
 
     /// Puts `text` back in front of the unread input.
@@ -124,8 +129,6 @@ pub(crate) fn next_batch<R: BufRead>(
     spare: String,
 ) -> Batch {
     let mut block = spare.into_bytes();
-    block.clear();
-    block.reserve(size);
     input.take(&mut block, size);
     let mut spans = Vec::new();
     let mut ends = Ends::default();
@@ -175,15 +178,6 @@ fn package_name(text: &[u8]) -> Option<&[u8]> {
         None => qname,
     };
     (local == b"KeyPackage" || local == b"Device").then_some(qname)
-}
-
-/// The part of a qualified name after its prefix.
-#[inline]
-pub(crate) fn local_part(qname: &str) -> &str {
-    match qname.bytes().position(|b| b == b':') {
-        Some(colon) => &qname[colon + 1..],
-        None => qname,
-    }
 }
 
 /// Searchers for the end tag and a nested start tag of the package element, kept while the

@@ -26,9 +26,47 @@ fn next_lt(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The first `needle` in a short run (a tag): a plain loop beats a vector search's set-up.
-fn position(bytes: &[u8], needle: u8) -> Option<usize> {
-    bytes.iter().position(|&b| b == needle)
+/// Byte classes, one table look-up a byte: whitespace, `>` and `/` end a name (`NAME_END`);
+/// quotes, `=` and `<` cannot be in a simple name (`ODD`); `"` ends a value and `<`, tab and
+/// newline are not simple in one (`VALUE_STOP`); `:` splits a prefix off (`COLON`).
+const NAME_END: u8 = 1;
+const ODD: u8 = 2;
+const VALUE_STOP: u8 = 4;
+const COLON: u8 = 8;
+const CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    table[b' ' as usize] = NAME_END;
+    table[b'\t' as usize] = NAME_END | VALUE_STOP;
+    table[b'\n' as usize] = NAME_END | VALUE_STOP;
+    table[b'\r' as usize] = NAME_END;
+    table[b'>' as usize] = NAME_END;
+    table[b'/' as usize] = NAME_END;
+    table[b'"' as usize] = ODD | VALUE_STOP;
+    table[b'\'' as usize] = ODD;
+    table[b'=' as usize] = ODD;
+    table[b'<' as usize] = ODD | VALUE_STOP;
+    table[b':' as usize] = COLON;
+    table
+}
+
+/// The end of the name starting at `from` and the offset after its first `:` (`from` when
+/// unprefixed); `None` if a byte that cannot be in a simple name stops it.
+fn scan_name(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut local = from;
+    for (i, &b) in bytes.iter().enumerate().skip(from) {
+        let class = CLASS[b as usize];
+        if class & COLON != 0 {
+            // The prefix ends at the first colon, as quick-xml reads it.
+            if local == from {
+                local = i + 1;
+            }
+        } else if class & (NAME_END | ODD) != 0 {
+            return Some((i, local));
+        }
+    }
+    None
 }
 
 /// Deepest nesting the tokenizer handles itself (PSKC needs about 8).
@@ -49,13 +87,14 @@ fn read_elements(text: &str, doc: &mut Doc, limits: &Limits) -> Option<()> {
         let end = match *bytes.get(lt + 1)? {
             b'!' | b'?' => return None,
             b'/' => {
-                let gt = lt + position(&bytes[lt..], b'>')?;
-                let name = text[lt + 2..gt].trim_ascii_end();
                 depth = depth.checked_sub(1)?;
-                if name != open[depth].1 {
+                let name = open[depth].1.as_bytes();
+                let after = lt + 2 + name.len();
+                if bytes.get(lt + 2..after) != Some(name) {
                     return None;
                 }
-                gt + 1
+                let gt = after + blank_len(&bytes[after..]);
+                (bytes.get(gt) == Some(&b'>')).then_some(gt + 1)?
             }
             _ => {
                 if depth + 1 > limits.max_depth.min(MAX_OPEN) {
@@ -117,16 +156,14 @@ fn open_node<'t>(
     limits: &Limits,
 ) -> Option<(&'t str, u32, bool, usize)> {
     let bytes = text.as_bytes();
-    let name_len = bytes[lt + 1..]
-        .iter()
-        .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
-    let qname = &text[lt + 1..lt + 1 + name_len];
-    let odd = |b: &u8| matches!(b, b'"' | b'\'' | b'=' | b'<');
-    if qname.is_empty() || qname.as_bytes().iter().any(odd) {
+    let (name_end, local) = scan_name(bytes, lt + 1)?;
+    if CLASS[bytes[name_end] as usize] & ODD != 0 || name_end == lt + 1 {
         return None;
     }
+    let qname = &text[lt + 1..name_end];
+    let local = &text[local..name_end];
     let first = doc.attrs.len() as u32;
-    let mut at = lt + 1 + name_len;
+    let mut at = name_end;
     let (empty, end) = loop {
         let spaced = bytes.get(at).is_some_and(u8::is_ascii_whitespace);
         at += bytes[at..].iter().position(|b| !b.is_ascii_whitespace())?;
@@ -142,7 +179,6 @@ fn open_node<'t>(
         .iter()
         .enumerate()
         .any(|(i, (a, _))| attrs[..i].iter().any(|(b, _)| a == b));
-    let local = super::super::split::local_part(qname);
     if duplicate || local == "Extensions" {
         return None;
     }
@@ -154,33 +190,36 @@ fn open_node<'t>(
 /// Reads the attribute `name="value"` at `at` into `doc`; the offset after it.
 fn attribute(text: &str, at: usize, doc: &mut Doc) -> Option<usize> {
     let bytes = text.as_bytes();
-    let eq = at + position(&bytes[at..], b'=')?;
-    let key = text[at..eq].trim_ascii_end();
-    let odd = |b: &u8| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'/');
-    if key.as_bytes().iter().any(odd) || key.starts_with("xmlns") {
+    let (key_end, local) = scan_name(bytes, at)?;
+    let eq = key_end + blank_len(&bytes[key_end..]);
+    if bytes.get(eq) != Some(&b'=') || key_end == at {
         return None;
     }
-    let open = eq
+    let key = &text[at..key_end];
+    if key.starts_with("xmlns") {
+        return None;
+    }
+    let open = eq + 1 + blank_len(&bytes[eq + 1..]);
+    if bytes.get(open) != Some(&b'"') {
+        return None;
+    }
+    // `"` closes the value; XML attribute-value normalisation would change tabs and
+    // newlines, and `<` is an error: those go to quick-xml.
+    let close = open
         + 1
-        + bytes[eq + 1..]
+        + bytes[open + 1..]
             .iter()
-            .position(|b| !b.is_ascii_whitespace())?;
-    if bytes[open] != b'"' {
+            .position(|&b| CLASS[b as usize] & VALUE_STOP != 0)?;
+    if bytes[close] != b'"' {
         return None;
     }
-    let close = open + 1 + position(&bytes[open + 1..], b'"')?;
-    let value = &text[open + 1..close];
-    // XML attribute-value normalisation would change tabs and newlines; `<` is an error.
-    if value.bytes().any(|b| matches!(b, b'<' | b'\t' | b'\n')) {
-        return None;
-    }
-    let name: Name = match key.split_once(':') {
-        _ if key.starts_with("xml:") => Name::Owned(key.to_owned()),
-        Some((_, local)) => intern(local),
-        None => intern(key),
+    let name: Name = if key.starts_with("xml:") {
+        Name::Owned(key.to_owned())
+    } else {
+        intern(&text[local..key_end])
     };
     let begin = doc.text.len() as u32;
-    doc.text.push_str(value);
+    doc.text.push_str(&text[open + 1..close]);
     doc.attrs.push((name, (begin, doc.text.len() as u32)));
     Some(close + 1)
 }
@@ -211,8 +250,37 @@ mod tests {
             "<KeyPackage><Extensions/></KeyPackage>",
             "<KeyPackage a=\"1\" a=\"2\"/>",
             "<KeyPackage a=\"x\ty\"/>",
+            "<KeyPackage a=\"1\"b=\"2\"/>",
+            "<KeyPackage a=1/>",
+            "<KeyPackage a=\"x<y\"/>",
+            "<KeyPackage a/>",
+            "<KeyPackage a=\"1",
+            "<KeyPackage =\"1\"/>",
+            "<KeyPackage/ >",
+            "<KeyPackage><Key></Key x></KeyPackage>",
+            "<KeyPackage><Key></Ke></KeyPackage>",
+            "<KeyPackage></KeyPackage>x",
         ] {
             assert!(!read_section(text, &mut doc, &limits), "{text}");
         }
+    }
+
+    #[test]
+    fn prefixes_spacing_and_language_are_read_like_quick_xml() {
+        let limits = Limits::default();
+        let mut doc = Doc::default();
+        let text = "<p:KeyPackage><p:Key Id = \"1\"  p:Algorithm=\"a:b\">\n   \
+                    <FriendlyName xml:lang=\"de\"> x </FriendlyName ></p:Key ></p:KeyPackage>";
+        assert!(read_section(text, &mut doc, &limits));
+        let key = doc.root().child("Key").unwrap();
+        assert_eq!(key.attr("Id"), Some("1"));
+        assert_eq!(key.attr("Algorithm"), Some("a:b"));
+        let name = key.child("FriendlyName").unwrap();
+        assert_eq!(
+            (name.text(), name.attr("xml:lang")),
+            (Some("x"), Some("de"))
+        );
+        assert!(read_section("<a:b:KeyPackage/>", &mut doc, &limits));
+        assert_eq!(doc.root().name(), "b:KeyPackage");
     }
 }
