@@ -31,7 +31,9 @@ impl Nitrokey3 {
         Ok(())
     }
 
-    /// Deletes the slot's credential if any, then Puts the new one (both need a touch).
+    /// Deletes the slot's credential if List shows one, then Puts the new one. Each of the
+    /// two asks for a touch; Delete asks even for a missing id (`src/authenticator.rs`
+    /// `delete` confirms presence before looking), hence the List first.
     fn write_credential(
         &mut self,
         slot: Slot,
@@ -57,7 +59,7 @@ impl Nitrokey3 {
             });
         }
         let label = credential_id(slot);
-        self.delete(label.as_bytes())?;
+        self.delete_if_listed(label.as_bytes())?;
         let put = Put {
             label: label.as_bytes(),
             kind: if slot.kind == OtpKind::Hotp {
@@ -73,6 +75,13 @@ impl Nitrokey3 {
         };
         self.secrets(&put.to_apdu(), "register credential")?;
         self.forget_free_slots();
+        Ok(())
+    }
+
+    fn delete_if_listed(&mut self, label: &[u8]) -> Result<()> {
+        if self.list()?.iter().any(|entry| entry.label == label) {
+            self.delete(label)?;
+        }
         Ok(())
     }
 
@@ -173,7 +182,7 @@ impl Token for Nitrokey3 {
 
     fn erase(&mut self, slot: Slot) -> Result<()> {
         self.check_slot(slot)?;
-        self.delete(credential_id(slot).as_bytes())?;
+        self.delete_if_listed(credential_id(slot).as_bytes())?;
         self.forget_free_slots();
         Ok(())
     }
