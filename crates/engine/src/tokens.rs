@@ -27,12 +27,12 @@ pub fn family(token: &TokenInfo) -> &'static str {
 }
 
 /// Creates `count` emulated tokens of `model` (`yubikey`, `nitrokey-pro`,
-/// `nitrokey-storage`) in `dir` and returns them as discovery reports them.
+/// `nitrokey-storage`, `nitrokey3`) in `dir` and returns them as discovery reports them.
 pub fn create_emulated(dir: &Path, model: &str, count: usize) -> Result<Vec<TokenInfo>> {
     let family = Family::parse(model).ok_or_else(|| {
         EngineError::invalid(
             "emulator model",
-            format!("{model:?} (use yubikey, nitrokey-pro or nitrokey-storage)"),
+            format!("{model:?} (use yubikey, nitrokey-pro, nitrokey-storage or nitrokey3)"),
         )
     })?;
     let count = u32::try_from(count)
