@@ -809,9 +809,8 @@ fn audit_verify(db: Option<&Path>) -> anyhow::Result<()> {
     let path = db_path(db)?;
     // The audit reads no secret, so it runs without the master key or its passphrase.
     let store = Store::open_existing_without_key(&path)?;
-    let report = store
-        .verify_audit()
-        .with_context(|| format!("cannot audit {}", path.display()))?;
+    // Store errors name the database file themselves.
+    let report = store.verify_audit()?;
     match (&report.first_broken, &report.head) {
         (Some(link), _) => anyhow::bail!(
             "audit chain of {} broken at {link} ({} events before it hold)",

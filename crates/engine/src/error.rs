@@ -118,13 +118,14 @@ pub enum EngineError {
         /// The profile's reasons, e.g. "privacyIDEA would not import this correctly: ...".
         reason: String,
     },
-    /// The export file could not be written (full disk, permissions...).
-    #[error("cannot write export {}: {source}", path.display())]
+    /// The export file could not be written (full disk, permissions...). The OS error is in
+    /// the message and not also returned as `source()`, so a printed chain names it once.
+    #[error("cannot write export {}: {cause}", path.display())]
     ExportWrite {
         /// The export file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -138,14 +139,14 @@ impl EngineError {
             EngineError::NoDevices { .. } => "no_devices",
             EngineError::UnknownToken { .. } => "unknown_token",
             EngineError::NotEnoughAuthCodes { .. } => "not_enough_auth_codes",
-            EngineError::NothingToExport(_) => "nothing_to_export",
             EngineError::StationBusy { .. } => "station_busy",
+            EngineError::NothingToExport(_) => "nothing_to_export",
             EngineError::ServerUnreachable { .. } => "server_unreachable",
             EngineError::Store(_) => "store",
             EngineError::Dskpp(_) => "dskpp",
             EngineError::Discovery(_) => "discovery",
-            EngineError::ExportBuild { .. } => "export_build",
             EngineError::LockFile { .. } => "lock_file",
+            EngineError::ExportBuild { .. } => "export_build",
             EngineError::ExportRefused { .. } => "export_refused",
             EngineError::ExportWrite { .. } => "export_write",
         }

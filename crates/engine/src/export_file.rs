@@ -16,9 +16,9 @@ use crate::error::{EngineError, Result};
 
 /// Writes `bytes` to `path` (owner-only permissions) and returns their SHA-256, hex.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<String> {
-    let fail = |source| EngineError::ExportWrite {
+    let fail = |cause| EngineError::ExportWrite {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let special = fs::metadata(path).is_ok_and(|m| !m.is_file());
     if special {

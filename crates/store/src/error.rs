@@ -48,6 +48,21 @@ pub enum StoreError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// The master key file is missing, but the database holds values sealed with it: a new
+    /// key would open none of them. Nothing was created; the file must be restored.
+    #[error(
+        "master key {} is missing, but the station database {} holds {sealed} secrets sealed with it; restore master.key from your backup (see README, Security) — a new key could not open them",
+        key_path.display(),
+        db_path.display()
+    )]
+    MasterKeyLost {
+        /// Where the master key file should be.
+        key_path: PathBuf,
+        /// The database that needs it.
+        db_path: PathBuf,
+        /// How many sealed values the database holds.
+        sealed: u64,
+    },
     /// No station database exists where one was required.
     #[error("no station database at {path}")]
     MissingDatabase {
@@ -171,33 +186,71 @@ pub enum StoreError {
     },
 
     // ---- The environment failed. ----
+    //
+    // These two carry their cause in the message and do not also return it as `source()`:
+    // a shell printing the error chain would print it twice ("x: y: y").
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("cannot {action} {}: {cause}", path.display())]
     Io {
         /// What was being done ("read", "create", ...).
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// An SQLite call failed.
-    #[error("database {context}: {source}")]
+    #[error("{}", sqlite_message(path.as_deref(), context, cause))]
     Sqlite {
+        /// The database file, once the store knows which call failed on which file.
+        path: Option<PathBuf>,
         /// What the store was doing.
         context: &'static str,
-        /// The SQLite error.
-        source: rusqlite::Error,
+        /// The SQLite error (boxed: it is large, and every store result carries this enum).
+        cause: Box<rusqlite::Error>,
     },
 }
 
 impl StoreError {
-    pub(crate) fn io(action: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: &std::path::Path, cause: std::io::Error) -> Self {
         StoreError::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
+    }
+
+    /// Names the database file in an SQLite error that does not name one yet.
+    pub(crate) fn at(self, db: &std::path::Path) -> Self {
+        match self {
+            StoreError::Sqlite {
+                path: None,
+                context,
+                cause,
+            } => StoreError::Sqlite {
+                path: Some(db.to_path_buf()),
+                context,
+                cause,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `database <file>: <what the store did>: <SQLite's message>`. A file that is not an SQLite
+/// database fails whatever the store did first, so that step is left out for it.
+fn sqlite_message(
+    path: Option<&std::path::Path>,
+    context: &str,
+    cause: &rusqlite::Error,
+) -> String {
+    let file = path
+        .map(|p| format!(" {}", p.display()))
+        .unwrap_or_default();
+    if cause.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        format!("database{file}: {cause} (damaged, or not a station database)")
+    } else {
+        format!("database{file}: {context}: {cause}")
     }
 }
 
@@ -208,6 +261,10 @@ pub(crate) trait SqlContext<T> {
 
 impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     fn ctx(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite { context, source })
+        self.map_err(|cause| StoreError::Sqlite {
+            path: None,
+            context,
+            cause: Box::new(cause),
+        })
     }
 }

@@ -68,16 +68,29 @@ impl Store {
 
     /// Opens (creating if needed) the database at `db_path` with the master key beside it,
     /// creating that key on first use (wrapped by `passphrase` if one is given).
+    ///
+    /// A missing key file is created only for a database that holds nothing sealed yet: for
+    /// one that does, a new key would open none of it, so that is
+    /// [`StoreError::MasterKeyLost`], naming both files, and nothing is created.
     pub fn open(db_path: &Path, passphrase: Option<&str>) -> Result<Store, StoreError> {
         create_private_dirs(db_path)?;
-        let master = MasterKey::load_or_create(&Self::master_key_path(db_path), passphrase)?;
+        let key_path = Self::master_key_path(db_path);
+        let master = match MasterKey::load(&key_path, passphrase) {
+            Err(StoreError::MissingKeyFile { .. }) => {
+                forget_unused_key(db_path, &key_path)?;
+                MasterKey::load_or_create(&key_path, passphrase)?
+            }
+            other => other?,
+        };
         Self::open_with_key(db_path, master)
     }
 
     /// Opens (creating if needed) the database at `db_path`, sealing with `master`.
     pub fn open_with_key(db_path: &Path, master: MasterKey) -> Result<Store, StoreError> {
         create_db_file(db_path)?;
-        let conn = Connection::open(db_path).ctx("open")?;
+        let conn = Connection::open(db_path)
+            .ctx("open")
+            .map_err(|e| e.at(db_path))?;
         Self::from_connection(conn, db_path, Some(master))
     }
 
@@ -92,7 +105,9 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(db_path, flags).ctx("open")?;
+        let conn = Connection::open_with_flags(db_path, flags)
+            .ctx("open")
+            .map_err(|e| e.at(db_path))?;
         Self::from_connection(conn, db_path, None)
     }
 
@@ -101,9 +116,10 @@ impl Store {
         path: &Path,
         master: Option<MasterKey>,
     ) -> Result<Store, StoreError> {
-        schema::configure(&conn)?;
-        schema::migrate(&mut conn)?;
-        let store_id = init_meta(&mut conn, master.as_ref())?;
+        let at = |e: StoreError| e.at(path);
+        schema::configure(&conn).map_err(at)?;
+        schema::migrate(&mut conn).map_err(at)?;
+        let store_id = init_meta(&mut conn, master.as_ref()).map_err(at)?;
         tracing::debug!(path = %path.display(), keyed = master.is_some(), "store opened");
         let inner = Inner {
             conn: Mutex::new(conn),
@@ -147,11 +163,13 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
+        let at = |e: StoreError| e.at(&self.inner.path);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .ctx("begin transaction")?;
-        let value = f(&tx)?;
-        tx.commit().ctx("commit")?;
+            .ctx("begin transaction")
+            .map_err(at)?;
+        let value = f(&tx).map_err(at)?;
+        tx.commit().ctx("commit").map_err(at)?;
         Ok(value)
     }
 
@@ -161,8 +179,9 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
-        let tx = conn.transaction().ctx("begin read")?;
-        f(&tx)
+        let at = |e: StoreError| e.at(&self.inner.path);
+        let tx = conn.transaction().ctx("begin read").map_err(at)?;
+        f(&tx).map_err(at)
     }
 
     /// Makes every commit so far survive power loss (fsyncs the WAL). Without it a commit
@@ -513,6 +532,86 @@ fn create_db_file(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(StoreError::io("create database", path, e)),
     }
+}
+
+/// Before a master key is created for the database at `db_path`: refuses when the database
+/// holds values sealed with a key (the lost one), and otherwise unties it from any key it
+/// was opened with before, so that the new key can be recorded. A database file that does
+/// not exist yet, or is empty, holds nothing.
+fn forget_unused_key(db_path: &Path, key_path: &Path) -> Result<(), StoreError> {
+    let exists = std::fs::metadata(db_path).map(|m| m.len() > 0);
+    match exists {
+        Ok(true) => {}
+        Ok(false) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("inspect database", db_path, e)),
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let at = |e: StoreError| e.at(db_path);
+    let mut conn = Connection::open_with_flags(db_path, flags)
+        .ctx("open")
+        .map_err(at)?;
+    conn.busy_timeout(schema::BUSY_TIMEOUT)
+        .ctx("set busy timeout")
+        .map_err(at)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .ctx("begin")
+        .map_err(at)?;
+    let sealed = sealed_values(&tx).map_err(at)?;
+    if sealed > 0 {
+        return Err(StoreError::MasterKeyLost {
+            key_path: key_path.to_path_buf(),
+            db_path: db_path.to_path_buf(),
+            sealed,
+        });
+    }
+    if table_exists(&tx, "meta").map_err(at)? {
+        let dropped = tx
+            .execute("DELETE FROM meta WHERE name = ?1", [MASTER_KEY_META])
+            .ctx("write meta")
+            .map_err(at)?;
+        if dropped > 0 {
+            tracing::warn!(
+                db = %db_path.display(),
+                "master key missing; the database holds no sealed value, so a new key replaces it"
+            );
+        }
+    }
+    tx.commit().ctx("commit meta").map_err(at)
+}
+
+/// How many values in the database are sealed with its master key: key secrets and the
+/// local DSKPP server's sealed columns.
+fn sealed_values(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    const SEALED: [&str; 5] = [
+        "keys",
+        "dskpp_key",
+        "dskpp_ac",
+        "dskpp_shared_key",
+        "dskpp_setting",
+    ];
+    let mut total = 0u64;
+    for table in SEALED {
+        if table_exists(tx, table)? {
+            // The table name is one of the constants above, never input.
+            let rows: i64 = tx
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .ctx("count sealed values")?;
+            total += u64::try_from(rows).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+fn table_exists(tx: &Transaction<'_>, name: &str) -> Result<bool, StoreError> {
+    tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .ctx("read schema")
+    .map(|n| n > 0)
 }
 
 /// Reads (creating on first open) the store id, and ties the database to its master key.
