@@ -464,3 +464,50 @@ fn framing_errors_are_answered_with_ctaphid_error() {
     // The FIDO interface has no feature reports.
     assert!(t.send_feature_report(&[0; 65]).is_err());
 }
+
+/// Random output reports (some with valid headers on allocated channels) never break the
+/// emulated device: afterwards a new channel is allocated and SELECT answers 9000.
+#[test]
+fn random_reports_leave_the_emulated_nitrokey3_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Nitrokey3);
+    let mut t = transport(dir.path(), &serial);
+    let cid = allocate(&mut t);
+    for round in 0..400usize {
+        let mut report = vec![0u8; [65, 9, 2, 70, 65][round % 5]];
+        rand::fill(&mut report[..]);
+        if round % 2 == 0 && report.len() >= 6 {
+            report[0] = 0;
+            report[1..5].copy_from_slice(&cid.to_be_bytes());
+            if round % 4 == 0 {
+                report[5] = 0x80 | [command::SECRETS, command::INIT, command::PING][round % 3];
+            }
+        }
+        let _ = t.send_output_report(&report);
+        let mut buf = [0u8; 64];
+        let _ = t.read_input_report(&mut buf, Duration::from_millis(1));
+    }
+    // Let any request the noise started finish (a touch takes 250 ms).
+    let mut buf = [0u8; 64];
+    while t
+        .read_input_report(&mut buf, Duration::from_millis(400))
+        .unwrap()
+        .is_some()
+    {}
+    let cid = allocate(&mut t);
+    send(&mut t, cid, command::SECRETS, &apdu::select());
+    let report = read(&mut t);
+    let Some(Packet::Init {
+        cmd: command::SECRETS,
+        bcnt,
+        data,
+        ..
+    }) = Packet::parse(&report)
+    else {
+        panic!("SELECT answer");
+    };
+    let (sw, body) = apdu::split_reply(&data[..usize::from(bcnt)]).unwrap();
+    assert!(sw.is_success(), "{sw}");
+    let info = apdu::parse_select(body).unwrap();
+    assert_eq!(info.serial, Some([0x00, 0xC0, 0x00, 0x01]));
+}

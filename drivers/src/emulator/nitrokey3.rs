@@ -126,7 +126,7 @@ impl Session {
     /// CTAP 2.1 §11.2.9.1.3: on the broadcast channel a new channel is allocated; on an
     /// allocated channel the channel is resynchronized (its request abandoned).
     fn init(&mut self, cid: u32, bcnt: u16, data: &[u8]) {
-        if bcnt != 8 {
+        if bcnt != 8 || data.len() < 8 {
             self.error(cid, ctaphid::error::INVALID_LEN);
             return;
         }
