@@ -6,84 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use common::{Token, batch, container, oathtool, privacyidea_python, workspace};
+use common::{PrivacyIdea, Token, batch, container, oathtool, wrong};
 use keyprov_profiles::{ProtectionRequest, Target, write_for};
 use keyprov_pskc::Secret;
-use serde_json::{Value, json};
-
-/// A running privacyIDEA, driven through the harness's line protocol.
-struct Server {
-    child: Child,
-    input: ChildStdin,
-    output: BufReader<ChildStdout>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let script = workspace().join("tests/oracles/privacyidea_harness.py");
-        let mut child = Command::new(privacyidea_python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the privacyIDEA harness");
-        let input = child.stdin.take().unwrap();
-        let output = BufReader::new(child.stdout.take().unwrap());
-        let mut server = Server {
-            child,
-            input,
-            output,
-        };
-        let ready = server.read();
-        assert_eq!(ready["ready"], true, "privacyIDEA did not start: {ready}");
-        server
-    }
-
-    fn read(&mut self) -> Value {
-        let mut line = String::new();
-        self.output.read_line(&mut line).expect("harness output");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-    }
-
-    fn call(&mut self, request: Value) -> Value {
-        writeln!(self.input, "{request}").expect("harness input");
-        self.read()
-    }
-
-    /// Loads a PSKC file: how many tokens privacyIDEA imported, or the error it answered.
-    fn load(&mut self, file: &Path, protection: (&str, &str)) -> Result<u64, String> {
-        let mut request = json!({"op": "load", "file": file});
-        request[protection.0] = json!(protection.1);
-        let answer = self.call(request);
-        match answer["body"]["result"]["value"]["n_imported"].as_u64() {
-            Some(count) if answer["http"] == 200 => Ok(count),
-            _ => Err(answer["body"]["result"]["error"]["message"].to_string()),
-        }
-    }
-
-    /// `/validate/check`: did privacyIDEA accept `otp` for `serial`?
-    fn accepts(&mut self, serial: &str, otp: &str) -> bool {
-        let answer = self.call(json!({"op": "check", "serial": serial, "pass": otp}));
-        answer["body"]["result"]["value"] == json!(true)
-    }
-
-    /// The token as privacyIDEA lists it (`GET /token/?serial=`), for failure messages.
-    fn token(&mut self, serial: &str) -> Value {
-        let answer = self.call(json!({"op": "token", "serial": serial}));
-        answer["body"]["result"]["value"]["tokens"][0].clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = writeln!(self.input, "{}", json!({"op": "quit"}));
-        let _ = self.child.wait();
-    }
-}
+use serde_json::json;
 
 fn export(
     dir: &Path,
@@ -98,15 +26,8 @@ fn export(
     path
 }
 
-/// Every digit moved by one: never the right OTP.
-fn wrong(otp: &str) -> String {
-    otp.bytes()
-        .map(|d| char::from(b'0' + (d - b'0' + 1) % 10))
-        .collect()
-}
-
 /// Each token accepts its own OTP once and refuses a wrong one.
-fn assert_validates(server: &mut Server, tokens: &[Token]) {
+fn assert_validates(server: &mut PrivacyIdea, tokens: &[Token]) {
     for token in tokens {
         let otp = oathtool(token, &token.secret, token.counter);
         assert!(
@@ -128,7 +49,7 @@ fn assert_validates(server: &mut Server, tokens: &[Token]) {
 #[test]
 fn privacyidea_imports_and_validates_profiled_exports() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start();
+    let mut server = PrivacyIdea::start();
 
     // Pre-shared key: 32 hex digits, as the load API demands.
     let psk_tokens = batch(61_000);
@@ -190,7 +111,7 @@ fn privacyidea_silently_loses_a_generic_sha256_suite() {
     // Why the profile rewrites Suite: privacyIDEA takes "HMAC-SHA256" as its hashlib name,
     // imports without complaint, and then validates with SHA-1.
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start();
+    let mut server = PrivacyIdea::start();
     let tokens = batch(64_000);
     let sha256 = &tokens[2];
     assert_eq!(sha256.suite, "HMAC-SHA256");

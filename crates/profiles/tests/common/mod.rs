@@ -1,11 +1,17 @@
-//! What the oracle tests share: a batch the way the engine describes it, the third-party
-//! programs (python oracles, oathtool, privacyIDEA) and where they are installed.
+//! What the oracle tests share: a batch the way the engine describes it, and the third-party
+//! programs (python oracles, oathtool, privacyIDEA) from `tests/oracles/harness.rs` of the
+//! workspace (the one copy, shared with the binary's `tests/seeds_support/`).
 
 #![allow(dead_code)] // Each test file uses its own part.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../../../tests/oracles/harness.rs"]
+mod harness;
 
+#[allow(unused_imports)] // Each test file uses its own part.
+pub use harness::{
+    PrivacyIdea, oathtool_hotp, oathtool_totp, oracle, oracle_python, privacyidea_python,
+    workspace, wrong,
+};
 use keyprov_pskc::{
     AlgorithmParameters, DeviceInfo, HOTP, Key, KeyContainer, KeyData, KeyPackage, ResponseFormat,
     Secret, TOTP,
@@ -111,85 +117,14 @@ pub fn container(tokens: &[Token]) -> KeyContainer {
     }
 }
 
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A python with lxml/cryptography/dateutil (python-pskc's venv from scripts/setup.sh).
-pub fn oracle_python() -> PathBuf {
-    let venv = std::env::var_os("KEYPROV_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/keyprov/venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/setup.sh",
-        python.display()
-    );
-    python
-}
-
-/// The privacyIDEA venv's python (scripts/setup-privacyidea.sh).
-pub fn privacyidea_python() -> PathBuf {
-    let venv = std::env::var_os("KEYPROV_PI_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/keyprov/privacyidea-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        venv.join("bin/pi-manage").exists(),
-        "privacyIDEA missing in {}: run scripts/setup-privacyidea.sh",
-        venv.display()
-    );
-    python
-}
-
-/// Runs a tests/oracles script and parses its JSON answer.
-pub fn oracle(script: &str, args: &[&str]) -> serde_json::Value {
-    let path = workspace().join("tests/oracles").join(script);
-    let out = Command::new(oracle_python())
-        .arg(&path)
-        .args(args)
-        .output()
-        .expect("run oracle");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 /// The OTP oathtool computes for `token` (HOTP at `counter`, TOTP now).
 pub fn oathtool(token: &Token, secret: &Secret, counter: u64) -> String {
-    let mut cmd = Command::new("oathtool");
-    cmd.arg("-d").arg(token.digits.to_string());
+    let hex = secret.to_hex();
     if token.totp {
-        cmd.arg(format!("--totp={}", token.hash))
-            .arg("-s")
-            .arg(format!("{}s", token.period));
+        oathtool_totp(hex.as_str(), token.hash, token.digits, token.period)
     } else {
-        cmd.arg("--hotp").arg("-c").arg(counter.to_string());
+        oathtool_hotp(hex.as_str(), false, counter, token.digits)
     }
-    let out = cmd
-        .arg(secret.to_hex().as_str())
-        .output()
-        .expect("oathtool: install it (setup.sh)");
-    assert!(
-        out.status.success(),
-        "oathtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("ascii")
-        .trim()
-        .to_string()
 }
 
 /// Lowercase hex of a secret, for comparing with oracle output.
