@@ -15,10 +15,11 @@ use zeroize::Zeroizing;
 
 use super::store::{self, DeviceState, Fault, Nitrokey3Credential, Nitrokey3State};
 use crate::error::{Error, Result};
-use crate::nitrokey3::apdu::{self, Apdu, Register, StatusWord, ins, kind, tag};
+use crate::nitrokey3::apdu::{self, StatusWord, ins, kind, tag};
 use crate::nitrokey3::ctaphid::{
     self, Assembler, InitResponse, PACKET_SIZE, Packet, command, keepalive,
 };
+use crate::nitrokey3::request::{self, Apdu, Register};
 use crate::otp::hotp_value_with;
 
 /// KEEPALIVE interval (CTAP 2.1 §11.2.9.2.1: "every 100 ms").
@@ -300,7 +301,7 @@ fn calculate_needs_touch(nk3: &Nitrokey3State, request: &[u8]) -> bool {
     let Ok(apdu) = Apdu::parse(request) else {
         return false;
     };
-    let Some((label, _)) = apdu::leading(apdu.data, tag::NAME) else {
+    let Some((label, _)) = request::leading(apdu.data, tag::NAME) else {
         return false;
     };
     find(nk3, label).is_some_and(|c| c.properties & apdu::property::REQUIRE_TOUCH != 0)
@@ -353,7 +354,7 @@ fn respond(
         (ins::PUT, 0, 0) => put(nk3, apdu.data),
         (ins::DELETE, 0, 0) => {
             let (label, _) =
-                apdu::leading(apdu.data, tag::NAME).ok_or(StatusWord::INCORRECT_DATA)?;
+                request::leading(apdu.data, tag::NAME).ok_or(StatusWord::INCORRECT_DATA)?;
             let before = nk3.credentials.len();
             nk3.credentials.retain(|c| c.label.as_bytes() != label);
             if nk3.credentials.len() == before {
@@ -430,8 +431,9 @@ fn list(nk3: &Nitrokey3State, version: u8) -> std::result::Result<Vec<u8>, Statu
 /// `calculate()`: TOTP over the host's challenge, HOTP over the stored counter (bumped);
 /// the answer is `76 05 digits truncated(4)`.
 fn calculate(nk3: &mut Nitrokey3State, data: &[u8]) -> std::result::Result<Vec<u8>, StatusWord> {
-    let (label, rest) = apdu::leading(data, tag::NAME).ok_or(StatusWord::INCORRECT_DATA)?;
-    let (challenge, _) = apdu::leading(rest, tag::CHALLENGE).ok_or(StatusWord::INCORRECT_DATA)?;
+    let (label, rest) = request::leading(data, tag::NAME).ok_or(StatusWord::INCORRECT_DATA)?;
+    let (challenge, _) =
+        request::leading(rest, tag::CHALLENGE).ok_or(StatusWord::INCORRECT_DATA)?;
     let label = label.to_vec();
     let challenge = challenge.to_vec();
     let credential = nk3

@@ -3,13 +3,14 @@
 //! command 0x70, as pynitrokey's `nitropy nk3 secrets` does.
 //!
 //! Layers: [`ctaphid`] (64-byte packets, channels, keepalive), [`apdu`] (Secrets App APDUs,
-//! TLVs, status words), [`Nitrokey3`] (one allocated channel, request/response with
+//! TLVs, status words; [`request`] parses them as the device does, for the emulator), [`Nitrokey3`] (one allocated channel, request/response with
 //! keepalive handling, SELECT for version and serial) and the [`crate::Token`] impl in
 //! `token.rs`, which maps the station's numbered slots to credential ids `keyprov-hotp-<n>`
 //! and `keyprov-totp-<n>`.
 
 pub mod apdu;
 pub mod ctaphid;
+pub mod request;
 mod token;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
