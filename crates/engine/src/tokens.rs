@@ -11,9 +11,32 @@ use crate::error::{EngineError, Result};
 /// The factory admin PIN of Nitrokey Pro and Storage (libnitrokey's default).
 pub const NITROKEY_DEFAULT_ADMIN_PIN: &str = "12345678";
 
+/// How many times discovery lists the tokens when one vanishes while it is being read.
+const DISCOVERY_ATTEMPTS: usize = 4;
+
 /// Attached tokens, real and emulated.
+///
+/// A token that vanishes while discovery reads it (enumeration found it; it was unplugged
+/// before its slots were read) is skipped: the driver's listing fails as a whole, so the
+/// tokens are listed again, now without it, and a `warn` event names it. Only a token that
+/// keeps failing that way (or any other error) ends discovery.
 pub fn discover(emulator_dir: Option<&Path>) -> Result<Vec<TokenInfo>> {
-    keyprov_drivers::list(emulator_dir).map_err(|e| EngineError::Discovery(e.to_string()))
+    let mut attempt = 1;
+    loop {
+        match keyprov_drivers::list(emulator_dir) {
+            Ok(tokens) => return Ok(tokens),
+            Err(e) if vanished(&e) && attempt < DISCOVERY_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "a token vanished during discovery; skipped");
+                attempt += 1;
+            }
+            Err(e) => return Err(EngineError::Discovery(e.to_string())),
+        }
+    }
+}
+
+/// A token unplugged or gone (not merely slow or busy) while it was being read.
+fn vanished(e: &keyprov_drivers::Error) -> bool {
+    e.retry() == keyprov_drivers::Retry::Reopen
 }
 
 /// The family the station records: `yubikey`, `nitrokey` (Pro and Storage alike) or
