@@ -164,8 +164,12 @@ impl PrivacyIdea {
 
     /// `POST /token/load/<file>` with `psk` or `password`: how many tokens privacyIDEA
     /// imported, or the error message it answered.
-    pub fn load(&mut self, file: &Path, protection: (&str, &str)) -> Result<u64, String> {
-        let mut request = json!({"op": "load", "file": file});
+    pub fn load(
+        &mut self,
+        file: impl AsRef<Path>,
+        protection: (&str, &str),
+    ) -> Result<u64, String> {
+        let mut request = json!({"op": "load", "file": file.as_ref()});
         request[protection.0] = json!(protection.1);
         let answer = self.call(request);
         match answer["body"]["result"]["value"]["n_imported"].as_u64() {

@@ -5,25 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Token, base32, batch, container, hex_of, oracle};
+use common::{Token, base32, batch, container, export, hex_of, oracle};
 use keyprov_profiles::{ProtectionRequest, Target, write_for};
 use keyprov_pskc::{Protection, Secret};
 use serde_json::Value;
-
-fn export(
-    dir: &Path,
-    name: &str,
-    target: Target,
-    tokens: &[Token],
-    request: ProtectionRequest,
-) -> String {
-    let (bytes, _) = write_for(target, &container(tokens), request).expect("export");
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 fn psk16() -> Secret {
     Secret::from_hex("000102030405060708090a0b0c0d0e0f").unwrap()

@@ -6,25 +6,10 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{PrivacyIdea, Token, batch, container, oathtool, wrong};
-use keyprov_profiles::{ProtectionRequest, Target, write_for};
+use common::{PrivacyIdea, Token, batch, export, oathtool, wrong};
+use keyprov_profiles::{ProtectionRequest, Target};
 use keyprov_pskc::Secret;
 use serde_json::json;
-
-fn export(
-    dir: &Path,
-    name: &str,
-    target: Target,
-    tokens: &[Token],
-    request: ProtectionRequest,
-) -> std::path::PathBuf {
-    let (bytes, _) = write_for(target, &container(tokens), request).expect("export");
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 /// Each token accepts its own OTP once and refuses a wrong one.
 fn assert_validates(server: &mut PrivacyIdea, tokens: &[Token]) {

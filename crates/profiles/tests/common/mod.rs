@@ -12,6 +12,9 @@ pub use harness::{
     PrivacyIdea, oathtool_hotp, oathtool_totp, oracle, oracle_python, privacyidea_python,
     workspace, wrong,
 };
+use std::path::Path;
+
+use keyprov_profiles::{ProtectionRequest, Target, write_for};
 use keyprov_pskc::{
     AlgorithmParameters, DeviceInfo, HOTP, Key, KeyContainer, KeyData, KeyPackage, ResponseFormat,
     Secret, TOTP,
@@ -115,6 +118,20 @@ pub fn container(tokens: &[Token]) -> KeyContainer {
         key_packages: packages.collect(),
         ..KeyContainer::new()
     }
+}
+
+/// Writes `tokens` shaped for `target` with `request` to `dir/name`; returns the path.
+pub fn export(
+    dir: &Path,
+    name: &str,
+    target: Target,
+    tokens: &[Token],
+    request: ProtectionRequest,
+) -> String {
+    let (bytes, _) = write_for(target, &container(tokens), request).expect("export");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 /// The OTP oathtool computes for `token` (HOTP at `counter`, TOTP now).
