@@ -511,3 +511,60 @@ fn random_reports_leave_the_emulated_nitrokey3_answering() {
     let info = apdu::parse_select(body).unwrap();
     assert_eq!(info.serial, Some([0x00, 0xC0, 0x00, 0x01]));
 }
+
+/// Manual touch mode: the Put waits (keepalive UP_NEEDED) until `emulator::press`, and
+/// without a press the device gives up with SW 6982, which the driver names.
+#[test]
+fn manual_touch_waits_for_the_press_or_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Nitrokey3);
+    let timeout_ms = 600;
+    emulator::set_touch_mode(
+        dir.path(),
+        &serial,
+        emulator::TouchMode::Manual { timeout_ms },
+    )
+    .unwrap();
+    let mut token = open(dir.path(), &serial);
+    let key = SecretKey::from_slice(SEED_SHA1);
+
+    let presser = {
+        let (dir, serial) = (dir.path().to_owned(), serial.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            emulator::press(&dir, &serial).unwrap();
+        })
+    };
+    let started = Instant::now();
+    token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
+    presser.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        token
+            .programmed_slots()
+            .unwrap()
+            .contains(&(Slot::hotp(0), true))
+    );
+
+    // Nobody touches: Delete (the slot is occupied) waits 600 ms and fails with 6982.
+    let started = Instant::now();
+    let err = token.erase(Slot::hotp(0)).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(timeout_ms));
+    assert!(
+        err.to_string().contains("6982 SecurityStatusNotSatisfied"),
+        "{err}"
+    );
+    assert!(
+        token
+            .programmed_slots()
+            .unwrap()
+            .contains(&(Slot::hotp(0), true))
+    );
+
+    // A press with nothing waiting changes nothing; other families take no presence press.
+    emulator::press(dir.path(), &serial).unwrap();
+    let yubikey = add(dir.path(), Family::Yubikey);
+    assert!(emulator::press(dir.path(), &yubikey).is_err());
+}

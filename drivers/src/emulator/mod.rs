@@ -4,7 +4,8 @@
 //! directory (see [`store`]), configurable latency and injectable faults.
 //!
 //! The functions here are what `keyprov emulator ...` and the tests use: [`add`], [`list`],
-//! [`touch`], [`touch_totp`], [`set_plugged`], [`inject_fault`], [`set_latency`].
+//! [`touch`], [`touch_totp`], [`press`], [`set_touch_mode`], [`set_plugged`],
+//! [`inject_fault`], [`set_latency`].
 
 pub mod nitrokey;
 pub mod nitrokey3;
@@ -273,6 +274,70 @@ fn nitrokey_touch(state: &mut DeviceState, slot: u8, path: &Path) -> Result<Stri
     let otp = crate::otp::hotp(&secret[..end], entry.value, digits);
     entry.value += 1;
     Ok(otp)
+}
+
+/// How the emulated user answers a Nitrokey 3's request for presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchMode {
+    /// Touches it this many milliseconds after the request (the default, 250 ms).
+    Auto {
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// Waits for [`press`]; the device gives up after `timeout_ms` (SW 6982).
+    Manual {
+        /// The device's presence timeout in milliseconds (firmware: 15 000).
+        timeout_ms: u64,
+    },
+}
+
+/// Sets how a Nitrokey 3's requests for presence are answered.
+pub fn set_touch_mode(dir: &Path, serial: &str, mode: TouchMode) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    store::update(dir, &serial, |state| {
+        let nk3 = state
+            .nitrokey3
+            .as_mut()
+            .ok_or_else(|| Error::NotSupported {
+                device: format!("emulated {serial}"),
+                what: "touch modes: only a Nitrokey 3 asks for presence this way".into(),
+            })?;
+        match mode {
+            TouchMode::Auto { delay_ms } => {
+                nk3.manual_touch = false;
+                nk3.touch_delay_ms = delay_ms;
+            }
+            TouchMode::Manual { timeout_ms } => {
+                nk3.manual_touch = true;
+                nk3.up_timeout_ms = timeout_ms;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Touches a Nitrokey 3 to confirm presence: a request waiting for it proceeds (manual touch
+/// mode); with nothing waiting the touch has no effect, as on the device.
+pub fn press(dir: &Path, serial: &str) -> Result<()> {
+    let serial = resolve(dir, serial)?;
+    store::update(dir, &serial, |state| {
+        let device = format!("emulated {serial}");
+        if !state.plugged {
+            return Err(Error::Unplugged {
+                device,
+                operation: "touch",
+            });
+        }
+        let nk3 = state
+            .nitrokey3
+            .as_mut()
+            .ok_or_else(|| Error::NotSupported {
+                device,
+                what: "a presence touch without an OTP: only a Nitrokey 3 takes one".into(),
+            })?;
+        nk3.touches += 1;
+        Ok(())
+    })
 }
 
 /// Plugs a device in (a new generation: handles opened before stay dead) or unplugs it.

@@ -5,7 +5,10 @@
 //! User presence: Put, Delete and Reset ask for a touch (`ctaphid.md`, "Authentication
 //! Requirements"), as does Calculate on a credential registered with the touch property.
 //! While the device waits it sends KEEPALIVE UP_NEEDED every 100 ms (CTAP 2.1 §11.2.9.2.1);
-//! the emulated user touches it after `touch_delay_ms` (250 ms by default).
+//! by default the emulated user touches it after `touch_delay_ms` (250 ms). With
+//! `manual_touch` the device waits for [`super::press`] (`keyprov emulator touch --presence`)
+//! and gives up after `up_timeout_ms` (15 s, `UP_TIMEOUT_MILLISECONDS` in the app's
+//! `src/lib.rs`) with SW 6982, as `user_present()` maps a timeout.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -31,14 +34,25 @@ const BUSY_FAULT: Duration = Duration::from_secs(3);
 const DEVICE_VERSION: [u8; 3] = [1, 7, 0];
 const CAPABILITIES: u8 = 0x01 | 0x04;
 
+/// How a request waiting for user presence gets it.
+enum Presence {
+    /// The request needs no touch, or got it.
+    Given,
+    /// The emulated user touches the device at this instant.
+    At(Instant),
+    /// A press (the device's touch counter passing `touches`) before `deadline`.
+    Press { touches: u64, deadline: Instant },
+}
+
 /// A request being processed.
 struct Pending {
     cid: u32,
     apdu: Zeroizing<Vec<u8>>,
-    /// When the emulated user touches the device (`None`: no touch needed).
-    touch_at: Option<Instant>,
-    /// When the answer is ready.
-    ready_at: Instant,
+    presence: Presence,
+    /// Processing time after the touch.
+    latency: Duration,
+    /// When the answer is ready, once presence is given.
+    ready_at: Option<Instant>,
     next_keepalive: Instant,
     /// The `Timeout` fault: nothing is ever sent.
     silent: bool,
@@ -230,22 +244,57 @@ impl Session {
             None => {}
         }
         let touch = changes || (label_touch && calculate_needs_touch(&nk3, &message.data));
-        let touch_at = touch.then(|| now + Duration::from_millis(nk3.touch_delay_ms));
-        let latency = if changes {
+        let presence = match (touch, nk3.manual_touch) {
+            (false, _) => Presence::Given,
+            (true, false) => Presence::At(now + Duration::from_millis(nk3.touch_delay_ms)),
+            (true, true) => Presence::Press {
+                touches: nk3.touches,
+                deadline: now + Duration::from_millis(nk3.up_timeout_ms),
+            },
+        };
+        let latency = Duration::from_millis(if changes {
             state.latency.write_ms
         } else {
             state.latency.other_ms
-        };
-        let ready_at = touch_at.unwrap_or(now) + Duration::from_millis(latency);
+        });
+        let ready_at = matches!(presence, Presence::Given).then_some(now + latency);
         self.pending = Some(Pending {
             cid: message.cid,
             apdu: message.data,
-            touch_at,
+            presence,
+            latency,
             ready_at,
             next_keepalive: now + KEEPALIVE_EVERY,
             silent,
         });
         Ok(())
+    }
+
+    /// Whether the pending request got its touch by `now`; a manual touch not given before
+    /// the deadline ends the request with SW 6982 (`Err`).
+    fn presence_given(&mut self, dir: &Path, serial: &str, now: Instant) -> Result<bool, ()> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Ok(false);
+        };
+        let given = match pending.presence {
+            Presence::Given => true,
+            Presence::At(at) => now >= at,
+            Presence::Press { touches, deadline } => {
+                let pressed = store::load(dir, serial)
+                    .ok()
+                    .and_then(|s| s.nitrokey3)
+                    .is_some_and(|nk3| nk3.touches > touches);
+                if !pressed && now >= deadline {
+                    return Err(());
+                }
+                pressed
+            }
+        };
+        if given && pending.ready_at.is_none() {
+            pending.presence = Presence::Given;
+            pending.ready_at = Some(now + pending.latency);
+        }
+        Ok(given)
     }
 
     /// The next input report, if one is due now: queued answers first, then a finished
@@ -259,14 +308,24 @@ impl Session {
             return Ok(Some(report));
         }
         let now = Instant::now();
+        if self.pending.as_ref().is_none_or(|p| p.silent) {
+            return Ok(None);
+        }
+        let given = match self.presence_given(dir, serial, now) {
+            Ok(given) => given,
+            Err(()) => {
+                // Taken only here and below: a request is answered once.
+                if let Some(pending) = self.pending.take() {
+                    let sw = StatusWord::SECURITY_STATUS_NOT_SATISFIED.to_bytes();
+                    self.queue(pending.cid, command::SECRETS, &sw);
+                }
+                return Ok(self.outbox.pop_front());
+            }
+        };
         let Some(pending) = self.pending.as_mut() else {
             return Ok(None);
         };
-        if pending.silent {
-            return Ok(None);
-        }
-        if now >= pending.ready_at {
-            // Taken only here: a request is answered once.
+        if pending.ready_at.is_some_and(|t| now >= t) {
             let Some(pending) = self.pending.take() else {
                 return Ok(None);
             };
@@ -276,9 +335,10 @@ impl Session {
         }
         if now >= pending.next_keepalive {
             pending.next_keepalive += KEEPALIVE_EVERY;
-            let status = match pending.touch_at {
-                Some(t) if now < t => keepalive::UP_NEEDED,
-                _ => keepalive::PROCESSING,
+            let status = if given {
+                keepalive::PROCESSING
+            } else {
+                keepalive::UP_NEEDED
             };
             let cid = pending.cid;
             self.queue(cid, command::KEEPALIVE, &[status]);
@@ -293,7 +353,15 @@ impl Session {
             return Some(Instant::now());
         }
         let pending = self.pending.as_ref().filter(|p| !p.silent)?;
-        Some(pending.ready_at.min(pending.next_keepalive))
+        let mut next = pending.next_keepalive;
+        match (pending.ready_at, &pending.presence) {
+            (Some(ready), _) => next = next.min(ready),
+            (None, Presence::At(at)) => next = next.min(*at),
+            // A press is noticed by polling; the caller polls at least every few ms.
+            (None, Presence::Press { deadline, .. }) => next = next.min(*deadline),
+            (None, Presence::Given) => {}
+        }
+        Some(next)
     }
 }
 

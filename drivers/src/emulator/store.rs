@@ -179,10 +179,24 @@ pub struct Nitrokey3Credential {
 pub struct Nitrokey3State {
     /// Credentials in creation order.
     pub credentials: Vec<Nitrokey3Credential>,
-    /// How long after a command asks for user presence the emulated user touches the device.
+    /// How long after a command asks for user presence the emulated user touches the device
+    /// (unless `manual_touch`).
     pub touch_delay_ms: u64,
+    /// Whether the device waits for [`crate::emulator::press`] instead.
+    #[serde(default)]
+    pub manual_touch: bool,
+    /// Presses so far; a request waiting for a touch proceeds when this grows.
+    #[serde(default)]
+    pub touches: u64,
+    /// How long a request waits for a manual touch before SW 6982.
+    #[serde(default = "up_timeout_default")]
+    pub up_timeout_ms: u64,
     /// Most credentials the store holds (firmware option `max_resident_credentials_allowed`).
     pub max_credentials: u16,
+}
+
+fn up_timeout_default() -> u64 {
+    15_000
 }
 
 impl Default for Nitrokey3State {
@@ -190,6 +204,9 @@ impl Default for Nitrokey3State {
         Nitrokey3State {
             credentials: Vec::new(),
             touch_delay_ms: 250,
+            manual_touch: false,
+            touches: 0,
+            up_timeout_ms: up_timeout_default(),
             max_credentials: 50,
         }
     }
