@@ -50,4 +50,6 @@ pub use model::{
 };
 pub use reader::{ReadOptions, Reader, parse, read_container_element};
 pub use secret::Secret;
-pub use writer::{NS_UNKNOWN_POLICY, Protection, Writer, write, write_container_element};
+pub use writer::{
+    NS_UNKNOWN_POLICY, Protection, WriteOptions, Writer, write, write_container_element, write_with,
+};

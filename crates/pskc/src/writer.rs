@@ -64,9 +64,28 @@ pub enum Protection {
     },
 }
 
+/// Choices about the written file beyond its [`Protection`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Encrypt every `<Data>` value, not only `Secret`: `Counter`, `Time`, `TimeInterval` and
+    /// `TimeDrift` become `EncryptedValue` (+ `ValueMAC`) too (RFC 6030 §4.3.3, §6). The
+    /// plaintext of an integer is its 8-byte big-endian two's complement (xs:long). Needs a
+    /// protection with a key; many importers read only `PlainValue` there.
+    pub encrypt_all_data: bool,
+}
+
 /// Writes `container` as a complete document.
 pub fn write(container: &KeyContainer, protection: &Protection) -> Result<Vec<u8>> {
-    let mut writer = Writer::new(Vec::new(), container, protection)?;
+    write_with(container, protection, &WriteOptions::default())
+}
+
+/// [`write`] with [`WriteOptions`].
+pub fn write_with(
+    container: &KeyContainer,
+    protection: &Protection,
+    options: &WriteOptions,
+) -> Result<Vec<u8>> {
+    let mut writer = Writer::with_options(Vec::new(), container, protection, options)?;
     for package in &container.key_packages {
         writer.write_package(package)?;
     }
@@ -86,11 +105,26 @@ impl<W: Write> Writer<W> {
     /// Writes the XML declaration, the `KeyContainer` start and the protection header.
     /// `header` supplies version, id and container extensions; its packages are ignored.
     pub fn new(out: W, header: &KeyContainer, protection: &Protection) -> Result<Self> {
+        Self::with_options(out, header, protection, &WriteOptions::default())
+    }
+
+    /// [`Writer::new`] with [`WriteOptions`].
+    pub fn with_options(
+        out: W,
+        header: &KeyContainer,
+        protection: &Protection,
+        options: &WriteOptions,
+    ) -> Result<Self> {
+        if options.encrypt_all_data && matches!(protection, Protection::Plain) {
+            return Err(Error::InvalidRequest(
+                "encrypting every Data value needs a key, password or public key".into(),
+            ));
+        }
         let mut xml = quick_xml::Writer::new_with_indent(out, b' ', 2);
         let decl = BytesDecl::new("1.0", Some("UTF-8"), None);
         xml.write_event(Event::Decl(decl)).map_err(io_error)?;
         let namespaces = [("xmlns", NS_PSKC)];
-        let sealer = open_container(
+        let mut sealer = open_container(
             &mut xml,
             "KeyContainer",
             "",
@@ -98,6 +132,7 @@ impl<W: Write> Writer<W> {
             header,
             protection,
         )?;
+        sealer.encrypt_all_data = options.encrypt_all_data;
         Ok(Writer {
             xml,
             sealer,
@@ -152,6 +187,8 @@ struct Sealer {
     key: Option<Secret>,
     public_key: Option<RsaPublicKey>,
     mac: Option<(Hmac, Secret)>,
+    /// Counters and times are encrypted too ([`WriteOptions::encrypt_all_data`]).
+    encrypt_all_data: bool,
 }
 
 impl Sealer {
@@ -318,6 +355,7 @@ fn protection_header<W: Write>(out: &mut Out<'_, W>, protection: &Protection) ->
             key: None,
             public_key: None,
             mac: None,
+            encrypt_all_data: false,
         }),
         Protection::PreSharedKey {
             key,
@@ -379,6 +417,7 @@ fn protection_header<W: Write>(out: &mut Out<'_, W>, protection: &Protection) ->
                 key: None,
                 public_key: Some(key.clone()),
                 mac: None,
+                encrypt_all_data: false,
             })
         }
     }
@@ -476,6 +515,7 @@ fn symmetric_sealer<W: Write>(
         key: Some(key),
         public_key: None,
         mac: Some((mac, mac_key)),
+        encrypt_all_data: false,
     })
 }
 
@@ -628,34 +668,54 @@ fn key_data<W: Write>(out: &mut Out<'_, W>, sealer: &Sealer, key: &Key) -> Resul
     if let Some(secret) = &data.secret {
         out.start("Secret", &[])?;
         if sealer.cipher.is_some() {
-            let at = Location::in_key("Secret", key.id.as_deref());
-            let (cipher, sealed, tag) = sealer.seal(secret.expose(), &at)?;
-            out.start("EncryptedValue", &[])?;
-            out.encrypted(cipher, &sealed)?;
-            out.end("EncryptedValue")?;
-            if let Some(tag) = tag {
-                out.leaf("ValueMAC", &base64_encode(&tag))?;
-            }
+            sealed_value(out, sealer, secret.expose(), "Secret", key)?;
         } else {
             let text = zeroize::Zeroizing::new(base64_encode(secret.expose()));
             out.leaf("PlainValue", &text)?;
         }
         out.end("Secret")?;
     }
+    // Unsigned values are below 2^63 in practice; `as` keeps their bits either way.
     let numbers = [
-        ("Counter", data.counter.map(|v| v.to_string())),
-        ("Time", data.time.map(|v| v.to_string())),
-        ("TimeInterval", data.time_interval.map(|v| v.to_string())),
-        ("TimeDrift", data.time_drift.map(|v| v.to_string())),
+        ("Counter", data.counter.map(|v| v as i64)),
+        ("Time", data.time.map(|v| v as i64)),
+        ("TimeInterval", data.time_interval.map(|v| v as i64)),
+        ("TimeDrift", data.time_drift),
     ];
     for (name, value) in numbers {
-        if let Some(value) = value {
-            out.start(name, &[])?;
-            out.leaf("PlainValue", &value)?;
-            out.end(name)?;
+        let Some(value) = value else {
+            continue;
+        };
+        out.start(name, &[])?;
+        if sealer.encrypt_all_data && sealer.cipher.is_some() {
+            sealed_value(out, sealer, &value.to_be_bytes(), name, key)?;
+        } else if name == "TimeDrift" {
+            out.leaf("PlainValue", &value.to_string())?;
+        } else {
+            out.leaf("PlainValue", &(value as u64).to_string())?;
         }
+        out.end(name)?;
     }
     out.end("Data")
+}
+
+/// `<EncryptedValue>` and `<ValueMAC>` of `plain`, the value of `<name>` in `key` (§6.1).
+fn sealed_value<W: Write>(
+    out: &mut Out<'_, W>,
+    sealer: &Sealer,
+    plain: &[u8],
+    name: &str,
+    key: &Key,
+) -> Result<()> {
+    let at = Location::in_key(name, key.id.as_deref());
+    let (cipher, sealed, tag) = sealer.seal(plain, &at)?;
+    out.start("EncryptedValue", &[])?;
+    out.encrypted(cipher, &sealed)?;
+    out.end("EncryptedValue")?;
+    if let Some(tag) = tag {
+        out.leaf("ValueMAC", &base64_encode(&tag))?;
+    }
+    Ok(())
 }
 
 fn policy<W: Write>(out: &mut Out<'_, W>, policy: &Policy) -> Result<()> {
