@@ -422,3 +422,31 @@ fn nitrokey3_touch_matches_oathtool_sha256_totp_and_sha1_hotp() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("slot hotp:1 is not programmed"), "{stderr}");
 }
+
+/// `emulator add --manual-touch`: a Nitrokey 3 write waits until `emulator touch SERIAL
+/// --presence`, then completes.
+#[test]
+fn nitrokey3_manual_touch_is_given_by_touch_presence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "nitrokey3", "--manual-touch", "--dir", d]);
+    let serial = serials(&json(&["emulator", "list", "--dir", d, "--json"])).remove(0);
+    let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
+    let writer = std::thread::spawn(move || {
+        let mut token = keyprov_drivers::open(&info).unwrap();
+        let key = SecretKey::from_slice(b"12345678901234567890");
+        let started = Instant::now();
+        token
+            .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
+            .map(|()| started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!writer.is_finished(), "the write waits for the touch");
+    ok(&["emulator", "touch", &serial, "--presence", "--dir", d]);
+    let waited = writer.join().unwrap().unwrap();
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    let shown = ok(&["emulator", "touch", &serial, "--slot", "1", "--dir", d]);
+    assert_eq!(shown.trim(), "755224");
+    let out = keyprov(&["emulator", "add", "yubikey", "--manual-touch", "--dir", d]);
+    assert!(!out.status.success(), "a YubiKey has no presence mode");
+}

@@ -75,6 +75,10 @@ pub enum EmulatorCommand {
         /// Latency of slot writes in milliseconds (default: close to the host polling rules).
         #[arg(long, value_name = "MS")]
         write_latency_ms: Option<u64>,
+        /// Nitrokey 3: wait for `emulator touch SERIAL --presence` (up to 15 s) when the
+        /// device asks for a touch, instead of touching it automatically after 250 ms.
+        #[arg(long)]
+        manual_touch: bool,
         /// Emulator directory (created if missing).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -103,6 +107,9 @@ pub enum EmulatorCommand {
         /// TOTP period in seconds for a Nitrokey 3, which keeps none (the host sends T).
         #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "totp")]
         period: u32,
+        /// Nitrokey 3: only confirm the presence a request waits for (prints nothing).
+        #[arg(long, conflicts_with_all = ["slot", "totp"])]
+        presence: bool,
         /// Emulator directory.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
@@ -145,6 +152,7 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
             count,
             firmware,
             write_latency_ms,
+            manual_touch,
             dir,
         } => {
             // clap's required group guarantees one of the two.
@@ -158,6 +166,10 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
                         ..Latency::default_for(family)
                     };
                     emulator::set_latency(&dir, &device.serial, latency)?;
+                }
+                if manual_touch {
+                    let mode = emulator::TouchMode::Manual { timeout_ms: 15_000 };
+                    emulator::set_touch_mode(&dir, &device.serial, mode)?;
                 }
                 println!("{}", emulated_row(device));
             }
@@ -177,8 +189,13 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
             slot,
             totp,
             period,
+            presence,
             dir,
         } => {
+            if presence {
+                return emulator::press(&dir, &serial)
+                    .with_context(|| format!("cannot touch emulated device {serial}"));
+            }
             if period == 0 {
                 anyhow::bail!("--period must be at least 1 second");
             }
