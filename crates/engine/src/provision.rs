@@ -134,9 +134,10 @@ fn resume_checks(batch: &Batch, request: &BatchRequest) -> Result<Batch> {
     let wanted = profile(request);
     if batch.profile != wanted || batch.mode != mode || batch.server_url != url {
         let existing = format!(
-            "{} {} digits{}, mode {}",
+            "{} {} digits {}{}, mode {}",
             batch.profile.algorithm,
             batch.profile.digits,
+            batch.profile.hash,
             batch
                 .profile
                 .period

@@ -132,3 +132,85 @@ fn a_batch_request_without_hash_is_sha1() {
     let request: BatchRequest = serde_json::from_str(json).unwrap();
     assert_eq!(request.hash, OtpHash::Sha256);
 }
+
+/// The TOTP the emulated token `serial` gives now, and the SHA-256 TOTP of the key the
+/// station holds for it (computed twice when a time step ends in between).
+fn device_and_station_totp(station: &Station, dir: &std::path::Path, key_id: &str, serial: &str) {
+    use keyprov_drivers::otp::{Digits, OtpHash as DriverHash, totp_with};
+    let secret = hex::decode(station.reveal_secret(key_id).unwrap().as_str()).unwrap();
+    for _ in 0..2 {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = now();
+        let device = emulator::touch_totp(&dir.join("tokens"), serial, 0).unwrap();
+        let expected = totp_with(DriverHash::Sha256, &secret, before, 30, Digits::SIX);
+        if before / 30 == now() / 30 {
+            assert_eq!(device, expected, "{serial}");
+            return;
+        }
+    }
+    panic!("two time steps ended while reading one TOTP");
+}
+
+#[test]
+fn nitrokey3_tokens_take_sha256_keys_and_reissue_keeps_the_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), Family::Nitrokey3);
+    let summary = station
+        .provision(
+            request("nk3", OtpKind::Totp, OtpHash::Sha256),
+            &|_| {},
+            &Cancel::new(),
+        )
+        .unwrap();
+    assert_eq!((summary.verified, summary.hash), (2, OtpHash::Sha256));
+    let detail = station.batch("nk3").unwrap();
+    for token in &detail.tokens {
+        assert_eq!(token.verification.as_deref(), Some("device-otp"));
+        device_and_station_totp(&station, dir.path(), &token.key_id, &token.serial);
+    }
+
+    let generic = dir.path().join("generic.pskcxml");
+    export(&station, "nk3", &generic, ExportTarget::Generic);
+    assert_eq!(suites(&generic), vec![Some("HMAC-SHA256".to_string()); 2]);
+    let privacyidea = dir.path().join("privacyidea.pskcxml");
+    export(&station, "nk3", &privacyidea, ExportTarget::Privacyidea);
+    assert_eq!(suites(&privacyidea), vec![Some("sha256".to_string()); 2]);
+
+    let serial = detail.tokens[0].serial.clone();
+    let reissued = station
+        .reissue(
+            keyprov_engine::api::ReissueRequest {
+                serial: serial.clone(),
+                mode: ProvisioningMode::Local,
+                export: None,
+            },
+            &|_| {},
+            &Cancel::new(),
+        )
+        .unwrap();
+    assert_eq!((reissued.verified, reissued.hash), (1, OtpHash::Sha256));
+    let new_key = station.batch(&reissued.name).unwrap().tokens[0]
+        .key_id
+        .clone();
+    assert_ne!(new_key, detail.tokens[0].key_id);
+    device_and_station_totp(&station, dir.path(), &new_key, &serial);
+}
+
+#[test]
+fn a_batch_is_not_resumed_with_another_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), Family::Yubikey);
+    let first = request("desk", OtpKind::Hotp, OtpHash::Sha1);
+    station.provision(first, &|_| {}, &Cancel::new()).unwrap();
+    let other = request("desk", OtpKind::Hotp, OtpHash::Sha256);
+    let err = station
+        .provision(other, &|_| {}, &Cancel::new())
+        .unwrap_err();
+    assert_eq!(err.code(), "batch_mismatch");
+    assert!(err.to_string().contains("hotp 6 digits sha1"), "{err}");
+}
