@@ -86,13 +86,8 @@ impl Session {
                 self.init(cid, bcnt, data);
                 return Ok(());
             }
-            Packet::Init { cid, .. }
-                if cid == 0 || (cid != ctaphid::BROADCAST_CID && !self.channels.contains(&cid)) =>
-            {
-                self.error(cid, ctaphid::error::INVALID_CHANNEL);
-                return Ok(());
-            }
-            Packet::Init { cid, .. } if cid == ctaphid::BROADCAST_CID => {
+            // Only CTAPHID_INIT may use the broadcast channel (or 0, which is reserved).
+            Packet::Init { cid, .. } if !self.channels.contains(&cid) => {
                 self.error(cid, ctaphid::error::INVALID_CHANNEL);
                 return Ok(());
             }
