@@ -568,3 +568,29 @@ fn manual_touch_waits_for_the_press_or_times_out() {
     let yubikey = add(dir.path(), Family::Yubikey);
     assert!(emulator::press(dir.path(), &yubikey).is_err());
 }
+
+/// The hotplug watcher reports a Nitrokey 3 arriving (identified over CTAPHID: family,
+/// serial, Secrets App version) and leaving.
+#[test]
+fn watcher_reports_a_nitrokey3_arriving_and_leaving() {
+    use keyprov_drivers::{DeviceEvent, Watcher};
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = Watcher::start(Some(dir.path())).unwrap();
+    assert!(watcher.present().is_empty());
+    let serial = add(dir.path(), Family::Nitrokey3);
+    match watcher.next_event(Duration::from_secs(2)) {
+        Some(DeviceEvent::Arrived(info)) => {
+            assert_eq!(
+                (info.family, info.serial.as_str()),
+                (Family::Nitrokey3, "00C00001")
+            );
+            assert_eq!(info.firmware, "4.13.0");
+        }
+        other => panic!("expected an arrival, got {other:?}"),
+    }
+    emulator::set_plugged(dir.path(), &serial, false).unwrap();
+    match watcher.next_event(Duration::from_secs(2)) {
+        Some(DeviceEvent::Removed(info)) => assert_eq!(info.serial, serial),
+        other => panic!("expected a removal, got {other:?}"),
+    }
+}
