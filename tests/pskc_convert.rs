@@ -182,6 +182,91 @@ fn plain_output_passes_pskctool_validate_and_keeps_every_field() {
     }
 }
 
+/// `convert --encrypt-all`: every Data value of `pskc-all.xml` (counter 0, time 100,
+/// interval 200, drift 300) encrypted with its own ValueMAC; python-pskc, which decrypts
+/// encrypted integers (`EncryptedIntegerValue`: ASCII digits, else big-endian), reads the same
+/// values, and libxml2 finds the file schema-valid (`pskctool --validate`).
+#[test]
+fn encrypt_all_output_is_read_by_python_pskc_with_the_same_counter_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus("libpskc/pskctool-tests/pskc-all.xml");
+    let out = dir.path().join("all-encrypted.xml");
+    let key = key_hex(16, 3);
+    let args = ["--to-key", &key, "--mac", "hmac-sha1", "--encrypt-all"];
+    convert(&input, &out, &args);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.matches("<EncryptedValue>").count(), 5, "{text}");
+    assert_eq!(text.matches("<ValueMAC>").count(), 5, "{text}");
+    assert!(!text.contains("PlainValue"), "{text}");
+
+    let python = python_dump(&out, Some(&key), None);
+    let key0 = &python["keys"][0];
+    assert_eq!(key0["secret"], ASCII_20, "{python}");
+    let values = [
+        ("counter", 0),
+        ("time", 100),
+        ("time_interval", 200),
+        ("time_drift", 300),
+    ];
+    for (field, value) in values {
+        assert_eq!(key0[field], value, "python-pskc {field}: {python}");
+    }
+    let ours = inspect(&out, &["--key", &key]);
+    for (field, value) in values {
+        assert_eq!(ours["keys"][0][field], value, "keyprov {field}");
+    }
+    assert_eq!(ours["keys"], inspect(&input, &[])["keys"]);
+    validate_schema(&out);
+}
+
+/// A negative TimeDrift encrypted: python-pskc decodes encrypted integers as unsigned
+/// big-endian and so cannot read it (it reads 2^64 - 4); our reader gives -4 back and the
+/// file is schema-valid.
+#[test]
+fn encrypt_all_keeps_a_negative_time_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(corpus("libpskc/pskctool-tests/pskc-all.xml")).unwrap();
+    let negative = source.replace(
+        "<TimeDrift>\n          <PlainValue>300",
+        "<TimeDrift>\n          <PlainValue>-4",
+    );
+    assert_ne!(negative, source);
+    let input = dir.path().join("negative-drift.xml");
+    std::fs::write(&input, negative).unwrap();
+    let out = dir.path().join("negative-drift-encrypted.xml");
+    let key = key_hex(32, 9);
+    convert(&input, &out, &["--to-key", &key, "--encrypt-all"]);
+    assert!(
+        !std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("PlainValue")
+    );
+    let ours = inspect(&out, &["--key", &key]);
+    assert_eq!(ours["keys"][0]["time_drift"], -4);
+    assert_eq!(ours["keys"][0]["time_interval"], 200);
+    validate_schema(&out);
+
+    let refused = keyprov()
+        .args(["pskc", "convert", "--plain", "--encrypt-all", "-o"])
+        .arg(dir.path().join("never.xml"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(!dir.path().join("never.xml").exists());
+}
+
+fn validate_schema(file: &Path) {
+    let validate = pskctool().arg("--validate").arg(file).output().unwrap();
+    let text = String::from_utf8_lossy(&validate.stdout);
+    assert!(
+        validate.status.success() && text.trim() == "OK",
+        "{}: {text} {}",
+        file.display(),
+        stderr(&validate)
+    );
+}
+
 fn openssl(args: &[&str], dir: &Path) {
     let out = Command::new("openssl")
         .args(args)

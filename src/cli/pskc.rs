@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use keyprov_pskc::{
     Cipher, Hmac, Key, KeyPackage, Protection, ReadOptions, Reader, RsaPrivateKey, RsaPublicKey,
-    Secret, Writer, values::format_date_time,
+    Secret, WriteOptions, Writer, values::format_date_time,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -113,6 +113,10 @@ pub struct TargetArgs {
     /// ValueMAC algorithm: hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384, hmac-sha512.
     #[arg(long, default_value = "hmac-sha256")]
     mac: String,
+    /// Encrypt every Data value (Counter, Time, TimeInterval, TimeDrift), not only the
+    /// secret. Many importers read only plain counters.
+    #[arg(long, conflicts_with = "plain")]
+    encrypt_all: bool,
 }
 
 pub fn run(cmd: Command) -> Result<()> {
@@ -138,8 +142,11 @@ pub fn run(cmd: Command) -> Result<()> {
         }) => {
             let options = decrypt.options()?;
             let protection = target.protection()?;
+            let write = WriteOptions {
+                encrypt_all_data: target.encrypt_all,
+            };
             // Errors name the file at fault themselves: the input, or the output.
-            convert(&file, &output, options, &protection, force)
+            convert(&file, &output, options, (&protection, &write), force)
         }
     }
 }
@@ -536,7 +543,7 @@ fn convert(
     input: &Path,
     output: &Path,
     options: ReadOptions,
-    protection: &Protection,
+    protection: (&Protection, &WriteOptions),
     force: bool,
 ) -> Result<()> {
     refuse_same_file(input, output)?;
@@ -629,10 +636,11 @@ fn convert_stream(
     file: File,
     output: &Path,
     options: ReadOptions,
-    protection: &Protection,
+    (protection, write): (&Protection, &WriteOptions),
 ) -> Result<()> {
     let mut reader = open(input, options).with_context(|| input.display().to_string())?;
-    let mut writer = Writer::new(BufWriter::new(file), reader.header(), protection)?;
+    let out = BufWriter::new(file);
+    let mut writer = Writer::with_options(out, reader.header(), protection, write)?;
     let mut count = 0usize;
     let written = || format!("writing {}", output.display());
     for package in reader.by_ref() {
