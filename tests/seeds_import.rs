@@ -275,6 +275,18 @@ fn a_conflicting_file_is_refused_whole() {
     assert_eq!(snapshot(&db), before, "a refused import changed the store");
 }
 
+/// `keyprov batch export BATCH -o OUT --for TARGET --password …`, read back.
+fn export_again(db: &Path, batch: &str, target: &str, out: &Path) -> KeyContainer {
+    let password = "re-export password";
+    #[rustfmt::skip]
+    keyprov_ok(&[
+        "batch", "export", batch, "-o", out.to_str().unwrap(), "--for", target,
+        "--password", password, "--db", db.to_str().unwrap(),
+    ]);
+    let options = ReadOptions::with_password(Secret::from_slice(password.as_bytes()));
+    keyprov_pskc::parse(&std::fs::read(out).unwrap(), &options).unwrap()
+}
+
 #[test]
 fn an_imported_batch_exports_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -282,24 +294,7 @@ fn an_imported_batch_exports_again() {
     let db_arg = db.to_str().unwrap();
     let feitian = corpus("python-pskc/feitian/file1.pskcxml");
     import_json(&[&feitian, "--db", db_arg, "--batch", "feitian"]);
-    let out = dir.path().join("again.pskcxml");
-    let password = "re-export password";
-    keyprov_ok(&[
-        "batch",
-        "export",
-        "feitian",
-        "-o",
-        out.to_str().unwrap(),
-        "--password",
-        password,
-        "--db",
-        db_arg,
-    ]);
-    let read = keyprov_pskc::parse(
-        &std::fs::read(&out).unwrap(),
-        &ReadOptions::with_password(Secret::from_slice(password.as_bytes())),
-    )
-    .unwrap();
+    let read = export_again(&db, "feitian", "generic", &dir.path().join("again.pskcxml"));
     let mut exported: Vec<(String, String)> = read
         .keys()
         .map(|(p, k)| {
@@ -499,27 +494,9 @@ fn an_imported_sha256_key_exports_with_its_hash() {
     let report = import_json(&[file.to_str().unwrap(), "--db", db_arg, "--batch", "nk"]);
     assert_eq!(report["added"][0]["hash"], "sha256", "{report}");
 
-    let password = "re-export password";
     for (target, suite) in [("generic", "HMAC-SHA256"), ("privacyidea", "sha256")] {
         let out = dir.path().join(format!("{target}.pskcxml"));
-        keyprov_ok(&[
-            "batch",
-            "export",
-            "nk",
-            "-o",
-            out.to_str().unwrap(),
-            "--for",
-            target,
-            "--password",
-            password,
-            "--db",
-            db_arg,
-        ]);
-        let read = keyprov_pskc::parse(
-            &std::fs::read(&out).unwrap(),
-            &ReadOptions::with_password(Secret::from_slice(password.as_bytes())),
-        )
-        .unwrap();
+        let read = export_again(&db, "nk", target, &out);
         let (_, key) = read.keys().next().unwrap();
         assert_eq!(
             key.algorithm_parameters.suite.as_deref(),
