@@ -54,6 +54,14 @@ fn a_sha256_totp_batch_exports_a_seed_python_pskc_and_oathtool_agree_with() {
         agree,
         "the token's TOTP is not oathtool's SHA-256 TOTP of the seed"
     );
+
+    // Our own reader takes the hash back: the file imports into another station as SHA-256.
+    let other = work.path().join("other.db");
+    let other = other.to_str().unwrap();
+    let json = keyprov_ok(&["import", file, "--key", PSK, "--db", other, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["added"][0]["hash"], "sha256", "{report}");
+    assert_eq!(report["added"][0]["period"], 30, "{report}");
 }
 
 #[test]
