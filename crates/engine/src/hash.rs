@@ -5,35 +5,22 @@
 use keyprov_store::HashAlgorithm;
 
 use crate::api::OtpHash;
-use crate::error::{EngineError, Result};
 
 /// The store's column value of an API hash.
 pub(crate) fn stored(hash: OtpHash) -> HashAlgorithm {
     match hash {
         OtpHash::Sha1 => HashAlgorithm::Sha1,
         OtpHash::Sha256 => HashAlgorithm::Sha256,
+        OtpHash::Sha512 => HashAlgorithm::Sha512,
     }
 }
 
-/// The API hash of a stored key, for listing; SHA-512 (only imported keys carry it) has no
-/// API name and no token computes it, so it is refused by [`requested`] before any use.
+/// The API hash of a stored batch or key (listing; a re-issued key keeps its old one).
 pub(crate) fn listed(hash: HashAlgorithm) -> OtpHash {
     match hash {
+        HashAlgorithm::Sha1 => OtpHash::Sha1,
         HashAlgorithm::Sha256 => OtpHash::Sha256,
-        HashAlgorithm::Sha1 | HashAlgorithm::Sha512 => OtpHash::Sha1,
-    }
-}
-
-/// The API hash a new key gets when it replaces a stored one: the same hash, or an error
-/// naming the serial when no token family computes it.
-pub(crate) fn requested(hash: HashAlgorithm, serial: &str) -> Result<OtpHash> {
-    match hash {
-        HashAlgorithm::Sha1 => Ok(OtpHash::Sha1),
-        HashAlgorithm::Sha256 => Ok(OtpHash::Sha256),
-        HashAlgorithm::Sha512 => Err(EngineError::invalid(
-            "hash",
-            format!("the key of {serial} uses SHA-512, which no token family computes"),
-        )),
+        HashAlgorithm::Sha512 => OtpHash::Sha512,
     }
 }
 
@@ -69,13 +56,13 @@ mod tests {
 
     #[test]
     fn api_and_store_names_agree() {
-        for hash in [OtpHash::Sha1, OtpHash::Sha256] {
+        for hash in [OtpHash::Sha1, OtpHash::Sha256, OtpHash::Sha512] {
             assert_eq!(stored(hash).as_str(), hash.as_str());
             assert_eq!(listed(stored(hash)), hash);
-            assert_eq!(requested(stored(hash), "1").unwrap(), hash);
+        }
+        for hash in [OtpHash::Sha1, OtpHash::Sha256] {
             assert_eq!(driver(stored(hash)).unwrap().as_str(), hash.as_str());
         }
-        let err = requested(HashAlgorithm::Sha512, "10000001").unwrap_err();
-        assert!(err.to_string().contains("10000001 uses SHA-512"), "{err}");
+        assert_eq!(driver(HashAlgorithm::Sha512), None);
     }
 }

@@ -101,6 +101,23 @@ fn tokens_without_sha256_fail_before_a_key_is_obtained() {
 }
 
 #[test]
+fn sha512_fails_every_token_before_a_key_is_obtained() {
+    let dir = tempfile::tempdir().unwrap();
+    let station = station(dir.path(), Family::Nitrokey3);
+    let request = request("sha512", OtpKind::Totp, OtpHash::Sha512);
+    let summary = station.provision(request, &|_| {}, &Cancel::new()).unwrap();
+    assert_eq!((summary.failed, summary.hash), (2, OtpHash::Sha512));
+    for token in station.batch("sha512").unwrap().tokens {
+        let error = token.error.unwrap_or_default();
+        assert!(
+            error.contains("cannot compute sha512 OTPs (it supports sha1, sha256)"),
+            "{error}"
+        );
+        assert_eq!(token.key_id, "");
+    }
+}
+
+#[test]
 fn exports_name_the_hash_in_suite_for_each_target() {
     let dir = tempfile::tempdir().unwrap();
     let station = station(dir.path(), Family::NitrokeyPro);
