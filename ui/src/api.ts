@@ -23,8 +23,9 @@ export interface ExportRequest {
   target: ExportTarget;
 }
 
-/** The HMAC hash of the OTPs (issue 7); tokens that cannot compute it fail before a key. */
-export type OtpHash = "sha1" | "sha256";
+/** The HMAC hash of the OTPs (issue 7); tokens that cannot compute it fail before a key
+ * (no family computes sha512, which only imported seed files carry). */
+export type OtpHash = "sha1" | "sha256" | "sha512";
 
 export interface BatchRequest {
   name: string;
