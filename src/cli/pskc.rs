@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use keyprov_pskc::{
-    Cipher, Hmac, Key, KeyPackage, Protection, ReadOptions, Reader, RsaPrivateKey, RsaPublicKey,
-    Secret, WriteOptions, Writer, values::format_date_time,
+    Cipher, Hmac, Key, KeyPackage, Limits, Protection, ReadOptions, Reader, RsaPrivateKey,
+    RsaPublicKey, Secret, VerifiedSignature, WriteOptions, Writer, values::format_date_time,
+    verify_signature,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -75,6 +76,10 @@ pub struct DecryptArgs {
     /// Accept encrypted values without ValueMAC although the file declares a MACMethod.
     #[arg(long)]
     accept_missing_mac: bool,
+    /// Verify the file's XML signature with the signer's certificate or RSA public key
+    /// (PEM) before reading; an unsigned file or a signature that does not verify fails.
+    #[arg(long, value_name = "PEM")]
+    verify_cert: Option<PathBuf>,
 }
 
 /// How to protect the output.
@@ -129,8 +134,14 @@ pub fn run(cmd: Command) -> Result<()> {
         }) => {
             let mut options = decrypt.options()?;
             options.metadata_only = !show_secrets && !decrypt.has_key();
+            let verified = decrypt.verify(&file)?;
             let locked = options.metadata_only.then(|| Locked::new(&file));
-            inspect(&file, options, json, show_secrets, locked.as_ref())
+            let shown = Shown {
+                json,
+                secrets: show_secrets,
+                signature: verified.as_ref(),
+            };
+            inspect(&file, options, shown, locked.as_ref())
                 .with_context(|| file.display().to_string())
         }
         Command::Pskc(PskcCommand::Convert {
@@ -141,6 +152,7 @@ pub fn run(cmd: Command) -> Result<()> {
             force,
         }) => {
             let options = decrypt.options()?;
+            decrypt.verify(&file)?;
             let protection = target.protection()?;
             let write = WriteOptions {
                 encrypt_all_data: target.encrypt_all,
@@ -152,6 +164,26 @@ pub fn run(cmd: Command) -> Result<()> {
 }
 
 impl DecryptArgs {
+    /// With `--verify-cert`: checks the XML signature of `file` (RFC 6030 §7).
+    fn verify(&self, file: &Path) -> Result<Option<(PathBuf, VerifiedSignature)>> {
+        let Some(cert) = &self.verify_cert else {
+            return Ok(None);
+        };
+        let trusted = RsaPublicKey::from_pem(&read_text(cert)?)
+            .map_err(|reason| anyhow::anyhow!("{}: {reason}", cert.display()))?;
+        let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        let verified = verify_signature(BufReader::new(input), &trusted, &Limits::default())
+            .with_context(|| {
+                format!(
+                    "{}: signature check with {}",
+                    file.display(),
+                    cert.display()
+                )
+            })?;
+        tracing::debug!(file = %file.display(), method = %verified.signature_method, "signature verified");
+        Ok(Some((cert.clone(), verified)))
+    }
+
     fn has_key(&self) -> bool {
         self.key.is_some()
             || self.key_file.is_some()
@@ -320,13 +352,24 @@ impl Write for Pending {
     }
 }
 
+/// What `inspect` prints: JSON or the human summary, secrets, a verified signature.
+struct Shown<'a> {
+    json: bool,
+    secrets: bool,
+    signature: Option<&'a (PathBuf, VerifiedSignature)>,
+}
+
 fn inspect(
     path: &Path,
     options: ReadOptions,
-    json: bool,
-    show_secrets: bool,
+    shown: Shown<'_>,
     locked: Option<&Locked>,
 ) -> Result<()> {
+    let Shown {
+        json,
+        secrets: show_secrets,
+        signature,
+    } = shown;
     let mut reader = open(path, options)?;
     let mut out = Pending {
         buf: Vec::with_capacity(Pending::CHUNK + 4096),
@@ -344,6 +387,14 @@ fn inspect(
             header.version,
             header.id.as_deref().unwrap_or("-")
         )?;
+        if let Some((cert, verified)) = signature {
+            let method = verified
+                .signature_method
+                .rsplit(['#', '/'])
+                .next()
+                .unwrap_or("");
+            writeln!(out, "signature verified with {} ({method})", cert.display())?;
+        }
     }
     let mut count = 0usize;
     for package in reader.by_ref() {

@@ -433,6 +433,11 @@ impl<R> Capped<R> {
         }
     }
 
+    /// Allows another `limit` bytes (a new event or section begins).
+    pub fn refill(&mut self) {
+        self.remaining = self.limit;
+    }
+
     /// The input underneath, outside the cap (for the package splitter, which keeps its own).
     pub fn inner_mut(&mut self) -> &mut R {
         &mut self.inner

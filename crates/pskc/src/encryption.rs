@@ -386,6 +386,13 @@ impl RsaPublicKey {
         })
     }
 
+    /// True when `signature` is this key's RSASSA-PKCS1-v1_5 signature (RFC 8017 §8.2) of
+    /// `digest_info`, a DER `DigestInfo` (hash algorithm header and hash).
+    pub(crate) fn verify_pkcs1v15(&self, digest_info: &[u8], signature: &[u8]) -> bool {
+        let scheme = rsa::Pkcs1v15Sign::new_unprefixed();
+        self.key.verify(scheme, digest_info, signature).is_ok()
+    }
+
     pub(crate) fn encrypt(&self, cipher: Cipher, plain: &[u8]) -> Result<Vec<u8>, Failure> {
         let result = match cipher {
             Cipher::Rsa1_5 => self.key.pkcs1v15_encrypt(plain),

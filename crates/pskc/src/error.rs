@@ -179,6 +179,16 @@ pub enum Error {
         at: Location,
     },
 
+    /// An XML signature is to be verified but the document has none.
+    #[error("the document has no XML signature (ds:Signature) to verify")]
+    SignatureMissing,
+    /// The XML signature (§7) does not verify: altered content or another signer.
+    #[error("the XML signature does not verify: {reason}")]
+    SignatureMismatch {
+        /// Which check failed.
+        reason: String,
+    },
+
     // ---- The caller asked for something impossible.
     /// Options or protection settings are inconsistent.
     #[error("invalid request: {0}")]

@@ -36,6 +36,7 @@ pub mod mac;
 mod model;
 mod reader;
 mod secret;
+mod signature;
 mod split;
 pub mod values;
 mod writer;
@@ -50,6 +51,7 @@ pub use model::{
 };
 pub use reader::{ReadOptions, Reader, parse, read_container_element};
 pub use secret::Secret;
+pub use signature::{VerifiedSignature, verify_signature};
 pub use writer::{
     NS_UNKNOWN_POLICY, Protection, WriteOptions, Writer, write, write_container_element, write_with,
 };

@@ -1,9 +1,10 @@
-//! No input makes the reader panic: corpus files with random byte flips, truncations and
-//! splices are read with every option set; each run ends in a value or an `Error`.
+//! No input makes the reader or the signature check panic: corpus files and signed vectors
+//! with random byte flips, truncations and splices are read with every option set and
+//! verified; each run ends in a value or an `Error`.
 
 use std::path::PathBuf;
 
-use keyprov_pskc::{Limits, ReadOptions, Secret, parse};
+use keyprov_pskc::{Limits, ReadOptions, RsaPublicKey, Secret, parse, verify_signature};
 use proptest::prelude::*;
 
 fn corpus_files() -> Vec<Vec<u8>> {
@@ -134,11 +135,40 @@ proptest! {
     }
 
     #[test]
+    fn mutated_signed_files_never_panic_the_signature_check(
+        file in any::<prop::sample::Index>(),
+        mutations in prop::collection::vec(mutation(), 1..6),
+    ) {
+        let files = signed_files();
+        let bytes = apply(files[file.index(files.len())].clone(), &mutations);
+        let _ = verify_signature(bytes.as_slice(), &signer(), &Limits::default());
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         for options in option_sets() {
             let _ = parse(&bytes, &options);
         }
     }
+}
+
+fn signed_files() -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/xmldsig");
+    let mut files: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    files
+}
+
+fn signer() -> RsaPublicKey {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/interop/pskc-corpus/libpskc/pskctool-tests/pskc-ee-crt.pem");
+    RsaPublicKey::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
