@@ -146,6 +146,7 @@ export function History(props: {
                 <td>
                   {b.otp.toUpperCase()} {b.digits}
                   {b.period ? ` / ${b.period}s` : ""}
+                  {b.hash && b.hash !== "sha1" ? ` ${b.hash.toUpperCase()}` : ""}
                 </td>
                 <td>{b.mode}</td>
                 <td>

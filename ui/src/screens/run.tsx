@@ -117,7 +117,14 @@ export function ExportList(props: { exports: ExportRecord[] }) {
       <tbody>
         {props.exports.map((x) => (
           <tr key={x.path + x.created_at}>
-            <td class="mono export-path">{x.path}</td>
+            <td class="mono export-path">
+              {x.path}
+              {(x.renamed_serials ?? []).map((r) => (
+                <div class="renamed" key={r.device}>
+                  serial {r.device} is {r.written} in this file
+                </div>
+              ))}
+            </td>
             <td>
               {x.protection} / {x.target}
             </td>
