@@ -8,6 +8,9 @@
 //! AES-256). Every other target goes through its `keyprov-profiles` profile, which reshapes
 //! the container for that importer, picks a protection it can open, and refuses (with every
 //! reason) a batch it would misread; a refused export writes no file and records nothing.
+//! The serials a profile renamed are kept in the log next to the export's record
+//! (`engine.export_renamed`), so the export history lists them as the export did. Each key's
+//! `Suite` names its OTP hash ([`suite`]).
 
 use std::path::Path;
 
@@ -104,8 +107,12 @@ pub fn export(store: &Store, batch: &Batch, request: &ExportRequest) -> Result<E
         .map(|(device, written)| RenamedSerial { device, written })
         .collect();
     renamed.sort_by(|a, b| a.device.cmp(&b.device));
-    if !renamed.is_empty() {
-        record_renamed(store, batch, &record, &renamed)?;
+    // The file is written and recorded: a log that cannot take the renames leaves the history
+    // without them, and the export stands.
+    if !renamed.is_empty()
+        && let Err(e) = record_renamed(store, batch, &record, &renamed)
+    {
+        tracing::error!(export = record.id.0, error = %e, "renamed serials not kept in the log");
     }
     let mut record = crate::station::export_record(&record);
     record.renamed_serials = renamed;
