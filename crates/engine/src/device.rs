@@ -1,22 +1,25 @@
 //! The pipeline of one token: DSKPP → write → verify → commit, journalled step by step.
 //!
 //! Each step's record is committed only after the step returned, and the next step starts only
-//! after that commit (the table is in `docs/engine.md`). A worker thread runs this for one
-//! device at a time; transient device errors are retried with back-off, reopening the handle
-//! when the driver asks for it.
+//! after that commit (the table is in `docs/engine.md`); the records of all workers are
+//! group-committed by the batch's [`Writer`]. A device goes through two stages on two pools of
+//! threads (`pool::pipeline`): [`Run::prepare`] (resume plan, checks, DSKPP, `reserved`) runs
+//! ahead of [`Run::finish`] (write, verify), so that the next device's key is obtained while
+//! the current one is written. Transient device errors are retried with back-off, reopening
+//! the handle when the driver asks for it.
 
 use keyprov_drivers::{
     Credential, Digits, Expected, Factor, OtpHash, Presence, Proof, Retry, SecretKey, Slot, Token,
     TokenInfo,
 };
 use keyprov_store::{
-    Batch, BatchDevice, Device, DeviceOutcome, KeyId, KeyState, NewEvent, NewKey, OtpAlgorithm,
+    Batch, BatchDevice, Device, DeviceOutcome, KeyId, KeyState, NewEvent, OtpAlgorithm, Recorded,
     Store, StoreError, Verification,
 };
 
 use crate::api::Stage;
 use crate::cancel::Cancel;
-use crate::journal::{self, Next, RecordedKey};
+use crate::journal::{self, Entry, Next, RecordedKey, Reservation, Writer};
 use crate::progress::{Progress, Subject};
 use crate::retry::{self, Backoff, Outcome};
 use crate::source::KeySource;
@@ -24,6 +27,8 @@ use crate::source::KeySource;
 /// What a batch's workers share.
 pub(crate) struct Run<'a> {
     pub store: &'a Store,
+    /// Every record of the batch goes through it (group commit).
+    pub journal: &'a Writer<'a>,
     pub batch: &'a Batch,
     pub source: &'a dyn KeySource,
     pub backoff: Backoff,
@@ -73,88 +78,142 @@ impl From<StoreError> for Stop {
     }
 }
 
-impl Run<'_> {
-    /// Drives one device to its verified key, resuming from what the journal recorded.
-    pub fn device(&self, job: Job) -> End {
-        let device = &job.member.device;
+/// A device after [`Run::prepare`]: its token handle and what is left to do on it.
+pub(crate) struct Prepared<'c> {
+    device: Device,
+    who: Subject,
+    handle: Option<Handle<'c>>,
+    step: Result<Step, Stop>,
+}
+
+/// What [`Run::finish`] does with a prepared device.
+enum Step {
+    /// Nothing: it holds its verified key.
+    Done,
+    /// A resumed batch: its written key is proven, or replaced should that fail.
+    Verify(KeyId),
+    /// Its key is reserved: write it and prove it.
+    Write(KeyId),
+}
+
+impl<'c> Run<'c> {
+    /// Everything before the device is written: the resume plan, the OTP hash and slot checks,
+    /// and for a device to provision its DSKPP run and `reserved` record (synced). Runs ahead
+    /// of [`Run::finish`] so that a key is ready by the time a worker is free to write it.
+    pub fn prepare(&self, job: Job) -> Prepared<'c> {
+        let device = job.member.device;
         let who = Subject {
             serial: device.serial.clone(),
             family: device.family.clone(),
         };
         self.progress.report(&who, Stage::Queued, 1, None);
-        let end = match self.drive(device, job.token, &job.keys, &job.orphans, &who) {
+        let mut handle = job.token.map(|info| Handle::new(info, self.credentials));
+        let step = self.plan(&device, handle.as_mut(), &job.keys, &job.orphans, &who);
+        Prepared {
+            device,
+            who,
+            handle,
+            step,
+        }
+    }
+
+    /// Writes and proves a prepared device, then records how it ended.
+    pub fn finish(&self, prepared: Prepared<'_>) -> End {
+        let Prepared {
+            device,
+            who,
+            mut handle,
+            step,
+        } = prepared;
+        let result = step.and_then(|step| match (step, handle.as_mut()) {
+            (Step::Done, _) => Ok(()),
+            (Step::Verify(id), Some(handle)) => self.resume_verify(handle, &device, id, &who),
+            (Step::Write(id), Some(handle)) => {
+                self.write(handle, id, &who)?;
+                self.verify(handle, id, &who)
+            }
+            (_, None) => Err(not_attached(&device)),
+        });
+        let end = match result {
             Ok(()) => End::Done,
             Err(Stop::Failed(message)) => End::Failed(message),
             Err(Stop::Cancelled) => End::Cancelled,
             Err(Stop::Store(e)) => End::Failed(format!("station database: {e}")),
         };
-        match &end {
-            End::Done => self.progress.report(&who, Stage::Done, 1, None),
-            End::Failed(m) => self
+        self.settle(&device, &who, &end);
+        end
+    }
+
+    fn settle(&self, device: &Device, who: &Subject, end: &End) {
+        match end {
+            End::Done => self.progress.report(who, Stage::Done, 1, None),
+            End::Failed(m) => self.progress.report(who, Stage::Failed, 1, Some(m.clone())),
+            End::Cancelled => self
                 .progress
-                .report(&who, Stage::Failed, 1, Some(m.clone())),
-            End::Cancelled => {
-                self.progress
-                    .report(&who, Stage::Failed, 1, Some("cancelled".into()))
-            }
+                .report(who, Stage::Failed, 1, Some("cancelled".into())),
         }
-        let outcome = match &end {
+        let outcome = match end {
             End::Done => DeviceOutcome::Done,
             End::Failed(_) => DeviceOutcome::Failed,
             End::Cancelled => DeviceOutcome::Pending,
         };
-        let error = match &end {
+        let error = match end {
             End::Failed(m) => Some(m.as_str()),
             _ => None,
         };
-        if let Err(e) =
+        let recorded =
             self.store
-                .set_batch_device_outcome(self.batch.id, device.id, outcome, error)
-        {
+                .set_batch_device_outcome(self.batch.id, device.id, outcome, error);
+        if let Err(e) = recorded {
             tracing::error!(device = %device.serial, error = %e, "cannot record device outcome");
         }
-        end
     }
 
-    fn drive(
+    /// The resume plan of one device, and its key when it is to be provisioned.
+    fn plan(
         &self,
         device: &Device,
-        token: Option<TokenInfo>,
+        handle: Option<&mut Handle<'_>>,
         keys: &[RecordedKey],
         orphans: &[String],
         who: &Subject,
-    ) -> Result<(), Stop> {
+    ) -> Result<Step, Stop> {
         self.abandon(device, orphans)?;
         let plan = journal::plan(keys);
         for id in &plan.revoke {
-            self.store
-                .revoke_key(*id, "interrupted before the device confirmed the write")?;
+            self.revoke(*id, "interrupted before the device confirmed the write")?;
         }
-        if let Next::Done(_) = plan.next {
-            return Ok(());
-        }
-        let Some(info) = token else {
-            return Err(Stop::Failed(format!(
-                "{} {} is not attached",
-                device.family, device.serial
-            )));
-        };
-        let mut handle = Handle::new(info, self.credentials);
-        if let Next::Verify(id) = plan.next {
-            match self.verify(&mut handle, id, who) {
-                Ok(()) => return Ok(()),
-                Err(Stop::Failed(message)) => {
-                    tracing::warn!(device = %device.serial, %message, "resumed verification failed");
-                    self.store
-                        .revoke_key(id, &format!("verification failed: {message}"))?;
-                }
-                Err(other) => return Err(other),
+        match (plan.next, handle) {
+            (Next::Done(_), _) => Ok(Step::Done),
+            (_, None) => Err(not_attached(device)),
+            (Next::Verify(id), Some(_)) => Ok(Step::Verify(id)),
+            (Next::Provision, Some(handle)) => {
+                self.check_cancel()?;
+                Ok(Step::Write(self.obtain(handle, device, who)?))
             }
         }
+    }
+
+    /// A resumed device's written key is proven; if that fails, a new key replaces it.
+    fn resume_verify(
+        &self,
+        handle: &mut Handle<'_>,
+        device: &Device,
+        id: KeyId,
+        who: &Subject,
+    ) -> Result<(), Stop> {
+        match self.verify(handle, id, who) {
+            Ok(()) => return Ok(()),
+            Err(Stop::Failed(message)) => {
+                tracing::warn!(device = %device.serial, %message, "resumed verification failed");
+                self.revoke(id, &format!("verification failed: {message}"))?;
+            }
+            Err(other) => return Err(other),
+        }
         self.check_cancel()?;
-        let key = self.obtain(&mut handle, device, who)?;
-        self.write(&mut handle, key, who)?;
-        self.verify(&mut handle, key, who)
+        let key = self.obtain(handle, device, who)?;
+        self.write(handle, key, who)?;
+        self.verify(handle, key, who)
     }
 
     /// Step 1–2: DSKPP, then the `reserved` record with the sealed secret.
@@ -197,23 +256,26 @@ impl Run<'_> {
             }
             Outcome::Cancelled => return Err(Stop::Cancelled),
         };
-        let key = self.store.reserve_key(&NewKey {
+        let reserved = self.journal.record(Entry::Reserve(Reservation {
             batch: self.batch.id,
             device: device.id,
             slot: slot.to_string(),
             profile,
             counter: (self.batch.profile.algorithm == OtpAlgorithm::Hotp).then_some(0),
-            secret: &issued.secret,
+            secret: issued.secret,
             dskpp_key_id: Some(issued.dskpp_key_id),
             server_url: self.source.server_url(),
-        })?;
-        Ok(key.id)
+        }))?;
+        match reserved {
+            Recorded::Reserved(id) => Ok(id),
+            other => unexpected(other),
+        }
     }
 
     /// Step 3: write to the device, then `written` (which revokes the key it replaced).
     fn write(&self, handle: &mut Handle, id: KeyId, who: &Subject) -> Result<(), Stop> {
         self.check_cancel().inspect_err(|_| {
-            let _ = self.store.revoke_key(id, "cancelled before the write");
+            let _ = self.revoke(id, "cancelled before the write");
         })?;
         let key = self.store.key(id)?;
         let secret = SecretKey::new(self.store.key_secret(id)?.to_vec());
@@ -236,10 +298,13 @@ impl Run<'_> {
                 Stop::Failed(m) => format!("write failed: {m}"),
                 _ => "write interrupted".to_string(),
             };
-            self.store.revoke_key(id, &reason)?;
+            self.revoke(id, &reason)?;
             return Err(stop);
         }
-        let replaced = self.store.mark_key_written(id)?;
+        let replaced = match self.journal.record(Entry::Written(id))? {
+            Recorded::Written(replaced) => replaced,
+            other => return unexpected(other),
+        };
         if !replaced.is_empty() {
             tracing::debug!(key = %id, ?replaced, "write replaced earlier keys");
         }
@@ -287,14 +352,12 @@ impl Run<'_> {
             ),
             Proof::ConfigurationAccepted => ("config-accepted", "{}".to_string()),
         };
-        self.store.mark_key_verified(
-            id,
-            &Verification {
-                method: method.into(),
-                proof,
-                next_counter: verification.next_counter,
-            },
-        )?;
+        let proof = Verification {
+            method: method.into(),
+            proof,
+            next_counter: verification.next_counter,
+        };
+        self.journal.record(Entry::Verified(id, proof))?;
         Ok(())
     }
 
@@ -393,14 +456,20 @@ impl Run<'_> {
         device: &Device,
         kind: &str,
         detail: serde_json::Value,
-    ) -> Result<i64, StoreError> {
-        self.store.record_event(&NewEvent {
+    ) -> Result<Recorded, StoreError> {
+        self.journal.record(Entry::Event(NewEvent {
             kind: kind.to_string(),
             batch: Some(self.batch.id),
             device: Some(device.id),
             key: None,
             detail,
-        })
+        }))
+    }
+
+    fn revoke(&self, id: KeyId, reason: &str) -> Result<(), StoreError> {
+        self.journal
+            .record(Entry::Revoked(id, reason.to_string()))
+            .map(drop)
     }
 
     fn check_cancel(&self) -> Result<(), Stop> {
@@ -516,6 +585,20 @@ fn parse_slot(text: &str) -> Result<Slot, Stop> {
 fn otp_hash(key: &keyprov_store::Key) -> Result<OtpHash, Stop> {
     crate::hash::driver(key.profile.hash)
         .ok_or_else(|| Stop::Failed(format!("{} OTPs are not supported", key.profile.hash)))
+}
+
+fn not_attached(device: &Device) -> Stop {
+    Stop::Failed(format!(
+        "{} {} is not attached",
+        device.family, device.serial
+    ))
+}
+
+/// The journal answered a record with the outcome of another kind of record.
+fn unexpected<T>(recorded: Recorded) -> Result<T, Stop> {
+    Err(Stop::Failed(format!(
+        "station database: unexpected journal answer {recorded:?}"
+    )))
 }
 
 fn digits(n: u8) -> Result<Digits, Stop> {

@@ -14,8 +14,22 @@
 //! A DSKPP run that started but never produced a `reserved` key may still have been completed
 //! by the server; [`orphaned_runs`] finds those runs so that the engine records them as
 //! abandoned.
+//!
+//! While a batch runs, its workers write their records through one [`Writer`]: group commit.
+//! A worker queues its record and waits; whichever worker finds no commit in progress takes
+//! everything queued, writes it in one transaction ([`Store::record_group`], one fsync when a
+//! reservation is among it) and answers every sender. A worker still returns only once its
+//! own record is committed (durable, for a reservation), so the order above holds for each
+//! device; only the workers' waits are shared.
 
-use keyprov_store::{DeviceId, Event, KeyId, KeyState};
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use keyprov_store::{
+    BatchId, DeviceId, Event, KeyId, KeyProfile, KeyState, NewEvent, NewKey, Record, Recorded,
+    Store, StoreError, Verification,
+};
+use zeroize::Zeroizing;
 
 /// One key of the device in this batch, as the store has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +96,144 @@ pub fn orphaned_runs(events: &[Event], device: DeviceId) -> Vec<String> {
     }
     orphans.extend(open);
     orphans
+}
+
+/// A record queued for the next group commit; owns what [`Record`] borrows.
+pub(crate) enum Entry {
+    Event(NewEvent),
+    Reserve(Reservation),
+    Written(KeyId),
+    Verified(KeyId, Verification),
+    Revoked(KeyId, String),
+}
+
+/// A key to reserve (`NewKey` with its secret owned, zeroized on drop; no `Debug`).
+pub(crate) struct Reservation {
+    pub batch: BatchId,
+    pub device: DeviceId,
+    pub slot: String,
+    pub profile: KeyProfile,
+    pub counter: Option<u64>,
+    pub secret: Zeroizing<Vec<u8>>,
+    pub dskpp_key_id: Option<String>,
+    pub server_url: Option<String>,
+}
+
+impl Reservation {
+    fn new_key(&self) -> NewKey<'_> {
+        NewKey {
+            batch: self.batch,
+            device: self.device,
+            slot: self.slot.clone(),
+            profile: self.profile.clone(),
+            counter: self.counter,
+            secret: &self.secret,
+            dskpp_key_id: self.dskpp_key_id.clone(),
+            server_url: self.server_url.clone(),
+        }
+    }
+}
+
+/// The group-committing journal of a running batch, shared by its workers.
+pub(crate) struct Writer<'s> {
+    store: &'s Store,
+    queue: Mutex<Queue>,
+    answered: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    waiting: Vec<(u64, Entry)>,
+    answers: HashMap<u64, Result<Recorded, StoreError>>,
+    committing: bool,
+}
+
+impl<'s> Writer<'s> {
+    pub fn new(store: &'s Store) -> Self {
+        Writer {
+            store,
+            queue: Mutex::new(Queue::default()),
+            answered: Condvar::new(),
+        }
+    }
+
+    /// Commits `entry` (with whatever else is queued) and returns once it is committed.
+    pub fn record(&self, entry: Entry) -> Result<Recorded, StoreError> {
+        let mut queue = self.lock();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push((ticket, entry));
+        loop {
+            if let Some(answer) = queue.answers.remove(&ticket) {
+                return answer;
+            }
+            if queue.committing {
+                queue = self
+                    .answered
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            queue.committing = true;
+            let group = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            let committing = Committing(self);
+            let answers = committing.commit(&group);
+            queue = self.lock();
+            queue
+                .answers
+                .extend(group.iter().map(|(t, _)| *t).zip(answers));
+            queue.committing = false;
+            self.answered.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Only this module touches the queue, and it never panics while holding it.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The commit in progress. Should it panic, dropping it lets the next worker commit.
+struct Committing<'w, 's>(&'w Writer<'s>);
+
+impl Committing<'_, '_> {
+    fn commit(&self, group: &[(u64, Entry)]) -> Vec<Result<Recorded, StoreError>> {
+        let keys: Vec<Option<NewKey<'_>>> = group
+            .iter()
+            .map(|(_, e)| match e {
+                Entry::Reserve(r) => Some(r.new_key()),
+                _ => None,
+            })
+            .collect();
+        let records: Vec<Record<'_>> = group
+            .iter()
+            .zip(&keys)
+            .map(|((_, entry), key)| match (entry, key) {
+                (Entry::Reserve(_), Some(key)) => Record::Reserve(key),
+                (Entry::Event(e), _) => Record::Event(e),
+                (Entry::Written(id), _) => Record::Written(*id),
+                (Entry::Verified(id, proof), _) => Record::Verified(*id, proof),
+                (Entry::Revoked(id, reason), _) => Record::Revoked(*id, reason),
+                // `keys` holds a key exactly where `group` holds a reservation.
+                (Entry::Reserve(_), None) => unreachable!("reservation without its key"),
+            })
+            .collect();
+        tracing::trace!(records = records.len(), "group commit");
+        self.0.store.record_group(&records)
+    }
+}
+
+impl Drop for Committing<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().committing = false;
+            self.0.answered.notify_all();
+        }
+    }
 }
 
 #[cfg(test)]

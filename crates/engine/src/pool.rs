@@ -1,43 +1,139 @@
-//! A bounded pool of OS threads for blocking device work.
+//! Bounded pools of OS threads for blocking device work.
 //!
 //! Token I/O is blocking (HID feature reports with polling sleeps), so each device is driven by
 //! a plain thread rather than an async task. At most `workers` devices are in flight at once;
 //! the next queued device starts as soon as a worker is free, so a slow token does not hold up
-//! a whole "wave".
+//! a whole "wave". [`pipeline`] splits each item into two stages on two such pools, the first
+//! running ahead of the second.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// Runs `job` over every item on at most `workers` threads; results keep the items' order.
-pub fn run<T, R, F>(items: Vec<T>, workers: usize, job: F) -> Vec<R>
+/// Runs `first` then `second` over every item; results keep the items' order.
+///
+/// At most `workers` items are in `second` at once, taken in order; `first` runs on its own
+/// `workers` threads, in order too, and at most `workers` items ahead of the items `second`
+/// has taken. So while the items of one wave are in `second` (writing their devices), the
+/// next wave's `first` (obtaining their keys) already runs.
+pub fn pipeline<T, P, R, F, S>(items: Vec<T>, workers: usize, first: F, second: S) -> Vec<R>
 where
     T: Send,
+    P: Send,
     R: Send,
-    F: Fn(T) -> R + Sync,
+    F: Fn(T) -> P + Sync,
+    S: Fn(P) -> R + Sync,
 {
     let total = items.len();
+    let workers = workers.clamp(1, total.max(1));
     let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
     let results: Vec<Mutex<Option<R>>> = (0..total).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let workers = workers.clamp(1, total.max(1));
+    let stage = Stage {
+        state: Mutex::new(Handover {
+            ready: (0..total).map(|_| None).collect(),
+            taken: 0,
+            broken: false,
+        }),
+        changed: Condvar::new(),
+    };
+    let next_first = AtomicUsize::new(0);
 
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    if index >= total {
+                    let index = next_first.fetch_add(1, Ordering::SeqCst);
+                    if index >= total || !stage.wait_for_room(index, workers) {
                         break;
                     }
-                    let item = take(&queue[index]);
-                    let result = job(item);
-                    *lock(&results[index]) = Some(result);
+                    let guard = Breaker(&stage);
+                    let prepared = first(take(&queue[index]));
+                    stage.hand_over(index, prepared);
+                    std::mem::forget(guard);
+                }
+            });
+            scope.spawn(|| {
+                while let Some((index, prepared)) = stage.next(total) {
+                    let guard = Breaker(&stage);
+                    *lock(&results[index]) = Some(second(prepared));
+                    std::mem::forget(guard);
                 }
             });
         }
     });
 
     results.into_iter().map(|slot| into_inner(slot)).collect()
+}
+
+/// The hand-over between the two stages of a [`pipeline`].
+struct Stage<P> {
+    state: Mutex<Handover<P>>,
+    changed: Condvar,
+}
+
+struct Handover<P> {
+    /// Items the first stage finished and the second has not taken yet.
+    ready: Vec<Option<P>>,
+    /// How many items the second stage has taken (it takes them in order).
+    taken: usize,
+    /// A stage panicked: the others stop waiting (the scope re-raises the panic).
+    broken: bool,
+}
+
+impl<P> Stage<P> {
+    fn lock(&self) -> MutexGuard<'_, Handover<P>> {
+        lock(&self.state)
+    }
+
+    fn wait<'s>(&'s self, guard: MutexGuard<'s, Handover<P>>) -> MutexGuard<'s, Handover<P>> {
+        self.changed
+            .wait(guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until item `index` is at most `ahead` items past the second stage's; false when
+    /// the pipeline broke.
+    fn wait_for_room(&self, index: usize, ahead: usize) -> bool {
+        let mut state = self.lock();
+        while index >= state.taken + ahead && !state.broken {
+            state = self.wait(state);
+        }
+        !state.broken
+    }
+
+    fn hand_over(&self, index: usize, prepared: P) {
+        self.lock().ready[index] = Some(prepared);
+        self.changed.notify_all();
+    }
+
+    /// Takes the next item in order, waiting until the first stage has finished it.
+    fn next(&self, total: usize) -> Option<(usize, P)> {
+        let mut state = self.lock();
+        if state.taken >= total || state.broken {
+            return None;
+        }
+        let index = state.taken;
+        state.taken += 1;
+        self.changed.notify_all();
+        loop {
+            if state.broken {
+                return None;
+            }
+            if let Some(prepared) = state.ready[index].take() {
+                return Some((index, prepared));
+            }
+            state = self.wait(state);
+        }
+    }
+}
+
+/// Marks the pipeline broken when a stage unwinds, so that no thread waits for it forever.
+struct Breaker<'s, P>(&'s Stage<P>);
+
+impl<P> Drop for Breaker<'_, P> {
+    fn drop(&mut self) {
+        self.0.lock().broken = true;
+        self.0.changed.notify_all();
+    }
 }
 
 fn lock<V>(m: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
@@ -64,7 +160,7 @@ mod tests {
 
     #[test]
     fn results_keep_the_input_order() {
-        let out = run((0..50).collect(), 4, |i: u32| i * 2);
+        let out = pipeline((0..50).collect(), 4, |i: u32| i, |i: u32| i * 2);
         assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
     }
 
@@ -72,21 +168,29 @@ mod tests {
     fn never_more_than_the_bound_in_flight() {
         let in_flight = AtomicUsize::new(0);
         let peak = AtomicUsize::new(0);
-        run((0..20).collect(), 3, |_: u32| {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(5));
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
+        pipeline(
+            (0..20).collect(),
+            3,
+            |i: u32| i,
+            |_: u32| {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            },
+        );
         assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
 
     #[test]
     fn blocking_jobs_overlap() {
         let started = Instant::now();
-        run((0..8).collect(), 8, |_: u32| {
-            std::thread::sleep(Duration::from_millis(100))
-        });
+        pipeline(
+            (0..8).collect(),
+            8,
+            |i: u32| i,
+            |_: u32| std::thread::sleep(Duration::from_millis(100)),
+        );
         assert!(
             started.elapsed() < Duration::from_millis(400),
             "{:?}",
@@ -95,8 +199,74 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_results_keep_the_input_order() {
+        let out = pipeline((0..40).collect(), 3, |i: u32| i + 1, |p: u32| p * 10);
+        assert_eq!(out, (0..40).map(|i| (i + 1) * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pipeline_bounds_the_second_stage_and_the_lookahead() {
+        let taken = AtomicUsize::new(0);
+        let in_second = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let furthest_ahead = AtomicUsize::new(0);
+        pipeline(
+            (0..24).collect(),
+            4,
+            |i: usize| {
+                let ahead = i.saturating_sub(taken.load(Ordering::SeqCst));
+                furthest_ahead.fetch_max(ahead, Ordering::SeqCst);
+                i
+            },
+            |_: usize| {
+                taken.fetch_add(1, Ordering::SeqCst);
+                let now = in_second.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                in_second.fetch_sub(1, Ordering::SeqCst);
+            },
+        );
+        assert_eq!(peak.load(Ordering::SeqCst), 4);
+        // `taken` counts second-stage starts, which trail the pipeline's own count by the
+        // items waiting for their first stage: at most one wave.
+        assert!(furthest_ahead.load(Ordering::SeqCst) <= 8);
+    }
+
+    #[test]
+    fn pipeline_overlaps_the_next_wave_first_stage_with_this_wave_second() {
+        // 4 items, 2 workers, each stage 100 ms: with the first stage of the second wave
+        // hidden behind the second stage of the first, 300 ms; stage after stage, 400 ms.
+        let started = Instant::now();
+        pipeline(
+            (0..4).collect(),
+            2,
+            |_: u32| std::thread::sleep(Duration::from_millis(100)),
+            |_: ()| std::thread::sleep(Duration::from_millis(100)),
+        );
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(390), "{took:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "a scoped thread panicked")]
+    fn a_panicking_stage_does_not_hang_the_pipeline() {
+        pipeline(
+            (0..6).collect(),
+            2,
+            |i: u32| {
+                if i == 3 {
+                    panic!("first stage failed");
+                }
+                i
+            },
+            |p: u32| p,
+        );
+    }
+
+    #[test]
     fn empty_input_gives_empty_output() {
-        let out: Vec<u8> = run(Vec::<u8>::new(), 4, |i| i);
+        let out: Vec<u8> = pipeline(Vec::<u8>::new(), 4, |i| i, |i| i);
         assert!(out.is_empty());
     }
 }

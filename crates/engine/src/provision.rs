@@ -76,7 +76,7 @@ pub(crate) fn reissue(
         operator: None,
         parallel: Some(1),
         // The new key computes OTPs the way the old one did.
-        hash: hash::listed(live.profile.hash),
+        hash: hash::requested(live.profile.hash, &request.serial)?,
     };
     let only = vec![token.clone()];
     let batch = create(station, &batch_request, &only)?;
@@ -255,8 +255,10 @@ fn run(
             .parallel
             .unwrap_or(MAX_PARALLEL)
             .clamp(1, MAX_PARALLEL);
+        let journal = journal::Writer::new(store);
         let run = Run {
             store,
+            journal: &journal,
             batch: &batch,
             source: source.as_ref(),
             backoff: Backoff::default(),
@@ -264,7 +266,7 @@ fn run(
             progress: &progress,
             credentials: &credentials,
         };
-        let ends = pool::run(jobs, workers, |job| run.device(job));
+        let ends = pool::pipeline(jobs, workers, |job| run.prepare(job), |p| run.finish(p));
         let state = if ends.contains(&End::Cancelled) || cancel.is_cancelled() {
             BatchState::Cancelled
         } else if ends.iter().all(|e| *e == End::Done) {

@@ -102,12 +102,11 @@ impl Content<'_> {
 /// Appends an event inside the caller's transaction; returns its seq.
 pub(crate) fn append(tx: &Transaction<'_>, draft: Draft<'_>) -> Result<i64, StoreError> {
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut head| {
+            head.query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .ctx("read audit head")?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS.to_vec()));
     let at = format_time(time::OffsetDateTime::now_utc());
@@ -122,10 +121,15 @@ pub(crate) fn append(tx: &Transaction<'_>, draft: Draft<'_>) -> Result<i64, Stor
         detail: &detail,
     };
     let hash = content.link(&prev_hash);
-    tx.execute(
-        "INSERT INTO events (seq, at, kind, batch_id, device_id, key_id, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO events (seq, at, kind, batch_id, device_id, key_id, detail, prev_hash,
+                 hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .ctx("append event")?;
+    insert
+        .execute(params![
             content.seq,
             at,
             draft.kind,
@@ -135,15 +139,14 @@ pub(crate) fn append(tx: &Transaction<'_>, draft: Draft<'_>) -> Result<i64, Stor
             detail,
             prev_hash,
             hash.as_slice()
-        ],
-    )
-    .ctx("append event")?;
+        ])
+        .ctx("append event")?;
     let head = format!("{}:{}", content.seq, hex::encode(hash));
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO meta (name, value) VALUES (?1, ?2)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        params![HEAD_META, head],
     )
+    .and_then(|mut update| update.execute(params![HEAD_META, head]))
     .ctx("record audit head")?;
     tracing::trace!(seq = content.seq, kind = draft.kind, "event appended");
     Ok(content.seq)

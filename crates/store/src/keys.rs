@@ -25,103 +25,78 @@ impl Store {
     /// Records a key the DSKPP server issued for `device`, before it is written there. The
     /// record survives power loss once this returns.
     pub fn reserve_key(&self, new: &NewKey<'_>) -> Result<Key, StoreError> {
-        let counter = check_new_key(new)?;
-        let master = self.master()?;
-        let id = self.write(|tx| {
-            require_open(tx, new.batch)?;
-            device_in(tx, new.device)?;
-            let p = &new.profile;
-            tx.execute(
-                "INSERT INTO keys (batch_id, device_id, slot, algorithm, digits, counter, period,
-                     hash, secret, state, dskpp_key_id, server_url, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, x'', ?9, ?10, ?11, ?12, ?12)",
-                params![
-                    new.batch,
-                    new.device,
-                    new.slot,
-                    p.algorithm,
-                    p.digits,
-                    counter,
-                    p.period,
-                    p.hash,
-                    KeyState::Reserved,
-                    new.dskpp_key_id,
-                    new.server_url,
-                    now_text(),
-                ],
-            )
-            .ctx("insert key")?;
-            let id = KeyId(tx.last_insert_rowid());
-            let sealed = master.seal(&self.secret_binding(id), new.secret);
-            tx.execute(
-                "UPDATE keys SET secret = ?1 WHERE id = ?2",
-                params![sealed, id],
-            )
-            .ctx("store sealed secret")?;
-            let detail = serde_json::json!({
-                "state": KeyState::Reserved,
-                "slot": new.slot,
-                "algorithm": p.algorithm,
-                "digits": p.digits,
-                "counter": counter,
-                "period": p.period,
-                "hash": p.hash,
-                "dskpp_key_id": new.dskpp_key_id,
-                "server_url": new.server_url,
-            });
-            audit::append(
-                tx,
-                key_event("key.reserved", new.batch, new.device, id, detail),
-            )?;
-            Ok(id)
-        })?;
+        let id = self.write(|tx| self.reserve_in(tx, new))?;
         // The key exists nowhere else on this station until the device holds it.
         self.sync()?;
-        tracing::debug!(key = %id, device = %new.device, "key reserved");
         self.key(id)
+    }
+
+    /// [`Store::reserve_key`] inside the caller's transaction, without the sync.
+    pub(crate) fn reserve_in(
+        &self,
+        tx: &Transaction<'_>,
+        new: &NewKey<'_>,
+    ) -> Result<KeyId, StoreError> {
+        let counter = check_new_key(new)?;
+        let master = self.master()?;
+        require_open(tx, new.batch)?;
+        device_in(tx, new.device)?;
+        let p = &new.profile;
+        tx.prepare_cached(
+            "INSERT INTO keys (batch_id, device_id, slot, algorithm, digits, counter, period,
+                 hash, secret, state, dskpp_key_id, server_url, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, x'', ?9, ?10, ?11, ?12, ?12)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
+                new.batch,
+                new.device,
+                new.slot,
+                p.algorithm,
+                p.digits,
+                counter,
+                p.period,
+                p.hash,
+                KeyState::Reserved,
+                new.dskpp_key_id,
+                new.server_url,
+                now_text(),
+            ])
+        })
+        .ctx("insert key")?;
+        let id = KeyId(tx.last_insert_rowid());
+        let sealed = master.seal(&self.secret_binding(id), new.secret);
+        tx.prepare_cached("UPDATE keys SET secret = ?1 WHERE id = ?2")
+            .and_then(|mut update| update.execute(params![sealed, id]))
+            .ctx("store sealed secret")?;
+        let detail = serde_json::json!({
+            "state": KeyState::Reserved,
+            "slot": new.slot,
+            "algorithm": p.algorithm,
+            "digits": p.digits,
+            "counter": counter,
+            "period": p.period,
+            "hash": p.hash,
+            "dskpp_key_id": new.dskpp_key_id,
+            "server_url": new.server_url,
+        });
+        audit::append(
+            tx,
+            key_event("key.reserved", new.batch, new.device, id, detail),
+        )?;
+        tracing::debug!(key = %id, device = %new.device, "key reserved");
+        Ok(id)
     }
 
     /// Records that the key was written to its device. Any other key live on the same device
     /// slot is revoked in the same transaction (the write replaced it); their ids are returned.
     pub fn mark_key_written(&self, id: KeyId) -> Result<Vec<KeyId>, StoreError> {
-        self.write(|tx| {
-            let key = key_in(tx, id)?;
-            require_open(tx, key.batch)?;
-            check_transition(&key, KeyState::Written)?;
-            let superseded = live_keys_in(tx, key.device, &key.slot)?;
-            let superseded: Vec<KeyId> = superseded.into_iter().filter(|k| *k != id).collect();
-            for old in &superseded {
-                let reason = format!("superseded by key {id} on slot {}", key.slot);
-                revoke_in(tx, *old, &reason)?;
-            }
-            set_state(tx, &key, KeyState::Written, serde_json::json!({}))?;
-            Ok(superseded)
-        })
+        self.write(|tx| written_in(tx, id))
     }
 
     /// Records that the device proved the key, and the HOTP counter it will use next.
     pub fn mark_key_verified(&self, id: KeyId, proof: &Verification) -> Result<(), StoreError> {
-        let next_counter = proof.next_counter.map(counter_to_sql).transpose()?;
-        self.write(|tx| {
-            let key = key_in(tx, id)?;
-            require_open(tx, key.batch)?;
-            check_transition(&key, KeyState::Verified)?;
-            if next_counter.is_some() && key.counter.is_none() {
-                return Err(invalid("next_counter", format!("key {id} has no counter")));
-            }
-            tx.execute(
-                "UPDATE keys SET verification = ?1, proof = ?2, counter = coalesce(?3, counter)
-                 WHERE id = ?4",
-                params![proof.method, proof.proof, next_counter, id],
-            )
-            .ctx("record verification")?;
-            let detail = serde_json::json!({
-                "method": proof.method,
-                "proof": proof.proof,
-                "counter": next_counter,
-            });
-            set_state(tx, &key, KeyState::Verified, detail)
-        })
+        self.write(|tx| verified_in(tx, id, proof))
     }
 
     /// Withdraws a key (never delivered, lost device, operator's decision).
@@ -191,23 +166,7 @@ impl Store {
 
     /// Appends an engine event (`engine.*`: progress, retries, errors) to the log.
     pub fn record_event(&self, new: &NewEvent) -> Result<i64, StoreError> {
-        if !new.kind.starts_with(ENGINE_EVENT_PREFIX) || new.kind.len() == ENGINE_EVENT_PREFIX.len()
-        {
-            return Err(StoreError::ReservedEventKind(new.kind.clone()));
-        }
-        if !new.detail.is_object() {
-            return Err(invalid("event detail", "must be a JSON object"));
-        }
-        self.write(|tx| {
-            let draft = Draft {
-                kind: &new.kind,
-                batch: new.batch,
-                device: new.device,
-                key: new.key,
-                detail: new.detail.clone(),
-            };
-            audit::append(tx, draft)
-        })
+        self.write(|tx| event_in(tx, new))
     }
 
     /// The key with this id (without its secret).
@@ -405,6 +364,66 @@ fn check_transition(key: &Key, to: KeyState) -> Result<(), StoreError> {
     }
 }
 
+/// [`Store::mark_key_written`] inside the caller's transaction.
+pub(crate) fn written_in(tx: &Transaction<'_>, id: KeyId) -> Result<Vec<KeyId>, StoreError> {
+    let key = key_in(tx, id)?;
+    require_open(tx, key.batch)?;
+    check_transition(&key, KeyState::Written)?;
+    let superseded = live_keys_in(tx, key.device, &key.slot)?;
+    let superseded: Vec<KeyId> = superseded.into_iter().filter(|k| *k != id).collect();
+    for old in &superseded {
+        let reason = format!("superseded by key {id} on slot {}", key.slot);
+        revoke_in(tx, *old, &reason)?;
+    }
+    set_state(tx, &key, KeyState::Written, serde_json::json!({}))?;
+    Ok(superseded)
+}
+
+/// [`Store::mark_key_verified`] inside the caller's transaction.
+pub(crate) fn verified_in(
+    tx: &Transaction<'_>,
+    id: KeyId,
+    proof: &Verification,
+) -> Result<(), StoreError> {
+    let next_counter = proof.next_counter.map(counter_to_sql).transpose()?;
+    let key = key_in(tx, id)?;
+    require_open(tx, key.batch)?;
+    check_transition(&key, KeyState::Verified)?;
+    if next_counter.is_some() && key.counter.is_none() {
+        return Err(invalid("next_counter", format!("key {id} has no counter")));
+    }
+    tx.prepare_cached(
+        "UPDATE keys SET verification = ?1, proof = ?2, counter = coalesce(?3, counter)
+         WHERE id = ?4",
+    )
+    .and_then(|mut update| update.execute(params![proof.method, proof.proof, next_counter, id]))
+    .ctx("record verification")?;
+    let detail = serde_json::json!({
+        "method": proof.method,
+        "proof": proof.proof,
+        "counter": next_counter,
+    });
+    set_state(tx, &key, KeyState::Verified, detail)
+}
+
+/// [`Store::record_event`] inside the caller's transaction.
+pub(crate) fn event_in(tx: &Transaction<'_>, new: &NewEvent) -> Result<i64, StoreError> {
+    if !new.kind.starts_with(ENGINE_EVENT_PREFIX) || new.kind.len() == ENGINE_EVENT_PREFIX.len() {
+        return Err(StoreError::ReservedEventKind(new.kind.clone()));
+    }
+    if !new.detail.is_object() {
+        return Err(invalid("event detail", "must be a JSON object"));
+    }
+    let draft = Draft {
+        kind: &new.kind,
+        batch: new.batch,
+        device: new.device,
+        key: new.key,
+        detail: new.detail.clone(),
+    };
+    audit::append(tx, draft)
+}
+
 /// Moves `key` to `to` and logs it; `detail` gains `state` and `from`.
 fn set_state(
     tx: &Transaction<'_>,
@@ -412,11 +431,9 @@ fn set_state(
     to: KeyState,
     mut detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE keys SET state = ?1, updated_at = ?2 WHERE id = ?3",
-        params![to, now_text(), key.id],
-    )
-    .ctx("update key state")?;
+    tx.prepare_cached("UPDATE keys SET state = ?1, updated_at = ?2 WHERE id = ?3")
+        .and_then(|mut update| update.execute(params![to, now_text(), key.id]))
+        .ctx("update key state")?;
     if let Some(object) = detail.as_object_mut() {
         object.insert("state".into(), to.as_str().into());
         object.insert("from".into(), key.state.as_str().into());
@@ -433,7 +450,7 @@ fn set_state(
     Ok(())
 }
 
-fn revoke_in(tx: &Transaction<'_>, id: KeyId, reason: &str) -> Result<(), StoreError> {
+pub(crate) fn revoke_in(tx: &Transaction<'_>, id: KeyId, reason: &str) -> Result<(), StoreError> {
     let key = key_in(tx, id)?;
     check_transition(&key, KeyState::Revoked)?;
     tx.execute(
@@ -455,7 +472,7 @@ fn live_keys_in(
     slot: &str,
 ) -> Result<Vec<KeyId>, StoreError> {
     let mut stmt = tx
-        .prepare(
+        .prepare_cached(
             "SELECT id FROM keys WHERE device_id = ?1 AND slot = ?2
              AND state IN ('written', 'verified', 'exported')",
         )
@@ -519,8 +536,8 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Key> {
 }
 
 pub(crate) fn key_in(tx: &Transaction<'_>, id: KeyId) -> Result<Key, StoreError> {
-    tx.query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_from_row)
-        .optional()
+    tx.prepare_cached(&format!("{KEY_SELECT} WHERE k.id = ?1"))
+        .and_then(|mut read| read.query_row([id], key_from_row).optional())
         .ctx("read key")?
         .ok_or(StoreError::UnknownKey(id))
 }

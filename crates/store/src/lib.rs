@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod error;
+mod group;
 mod import;
 mod keys;
 pub mod model;
@@ -35,6 +36,7 @@ pub mod vault;
 
 pub use audit::{AuditReport, BrokenLink};
 pub use error::StoreError;
+pub use group::{Record, Recorded};
 pub use import::VENDOR_VERIFICATION;
 pub use keys::ENGINE_EVENT_PREFIX;
 pub use model::{

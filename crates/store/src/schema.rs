@@ -137,6 +137,8 @@ pub(crate) fn current_version() -> i64 {
 /// Applies the connection settings described in the module doc.
 pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).ctx("set busy timeout")?;
+    // The journal's few statements, prepared once per connection.
+    conn.set_prepared_statement_cache_capacity(64);
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .ctx("enable WAL")?;
