@@ -308,9 +308,18 @@ impl<'a> El<'a> {
         self.node().first_child != NONE
     }
 
-    /// First child with local name `name`.
+    /// First child with local name `name` (a plain walk of the sibling links: the reader
+    /// asks this a few dozen times per key).
     pub fn child(self, name: &str) -> Option<El<'a>> {
-        self.children().find(|c| c.name() == name)
+        let mut id = self.node().first_child;
+        while id != NONE {
+            let node = &self.doc.nodes[id as usize];
+            if node.name.len() == name.len() && node.name.as_bytes() == name.as_bytes() {
+                return Some(El { doc: self.doc, id });
+            }
+            id = node.next_sibling;
+        }
+        None
     }
 
     /// First child matching any of `names`, in order of preference.

@@ -491,9 +491,15 @@ impl ContainerState {
     }
 
     fn package(&mut self, element: El<'_>) -> Result<KeyPackage> {
+        // A `Key` is large: without a capacity the first push would reserve room for four.
+        let keys = element
+            .children()
+            .filter(|c| matches!(c.name(), "Key" | "Secret"))
+            .count();
         let mut package = KeyPackage {
             device_info: device_info(element)?,
             crypto_module_id: element.path(&["CryptoModuleInfo", "Id"]).and_then(text),
+            keys: Vec::with_capacity(keys),
             ..KeyPackage::default()
         };
         for child in element.children() {
