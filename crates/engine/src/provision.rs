@@ -76,7 +76,7 @@ pub(crate) fn reissue(
         operator: None,
         parallel: Some(1),
         // The new key computes OTPs the way the old one did.
-        hash: hash::requested(live.profile.hash, &request.serial)?,
+        hash: hash::listed(live.profile.hash),
     };
     let only = vec![token.clone()];
     let batch = create(station, &batch_request, &only)?;
