@@ -565,7 +565,9 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
             .collect();
         reasons.sort();
         reasons.dedup();
-        let mut advice = if reasons.iter().any(|r| retryable(r)) {
+        // The engine says which failures may go away on a re-run (from the error's kind).
+        let retry = detail.tokens.iter().any(|t| t.error.is_some() && t.retryable);
+        let mut advice = if retry {
             "; re-run the same command to retry them"
         } else {
             ""
@@ -592,27 +594,6 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
         );
     }
     Ok(())
-}
-
-/// Whether a token's failure may go away when the batch is re-run: the token was unplugged,
-/// did not answer, was busy, the server was unreachable or the run was interrupted. The
-/// engine records only the message, so this reads the wording of those errors (drivers'
-/// transient `Error`s, the engine's `not attached` / `unreachable`). Anything else (no slot of
-/// that kind, a DSKPP refusal, an unsupported profile) fails the same way again.
-fn retryable(reason: &str) -> bool {
-    const TRANSIENT: [&str; 10] = [
-        "unplugged",
-        "no answer to",
-        "device busy",
-        "CRC mismatch",
-        "HID I/O error",
-        "is not attached",
-        "unreachable",
-        "answered HTTP 5",
-        "interrupted",
-        "cancelled",
-    ];
-    TRANSIENT.iter().any(|marker| reason.contains(marker))
 }
 
 fn plural(n: usize, word: &str) -> String {

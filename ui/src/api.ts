@@ -115,6 +115,8 @@ export interface TokenRow {
   state: string;
   verification: string | null;
   error: string | null;
+  /** A failed token whose failure may go away when the batch is re-run (issue 5). */
+  retryable: boolean;
 }
 
 export interface BatchDetail {

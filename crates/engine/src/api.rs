@@ -31,7 +31,7 @@
 //! `StationConfig::touch_timeout_secs`, `BatchRequest::parallel`; `auth_codes` entries may carry
 //! ` SHARED_KEY=<hex>`; `TokenRow::slot` is `hotp:N` / `totp:N`; `BatchSummary::state` is
 //! `interrupted` for a batch that is open but not running in this process; `BatchRequest::hash`
-//! and `BatchSummary::hash` (issue 7).
+//! and `BatchSummary::hash` (issue 7); `TokenRow::retryable` (issue 5).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -292,6 +292,12 @@ pub struct TokenRow {
     /// How the write was proven: `device-otp` or `config-accepted`.
     pub verification: Option<String>,
     pub error: Option<String>,
+    /// For a failed token: whether the failure may go away when the batch is re-run (the
+    /// token was unplugged, busy or did not answer after every retry; the DSKPP server was
+    /// unreachable or busy). The engine sets it from the error's kind; false otherwise.
+    /// (Added by the engine, issue 5.)
+    #[serde(default)]
+    pub retryable: bool,
 }
 
 /// A batch with its tokens.

@@ -61,13 +61,26 @@ pub(crate) struct Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum End {
     Done,
-    Failed(String),
+    /// Failed: why, and whether a re-run may succeed (from the error's kind).
+    Failed(String, Rerun),
     Cancelled,
+}
+
+/// Whether a failed device may succeed when its batch is re-run (`TokenRow::retryable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rerun {
+    /// The token was unplugged, busy or silent after every retry, the DSKPP server was
+    /// unreachable or busy, or the station database busy.
+    Helps,
+    /// It fails the same way again (no slot of that kind, a refusal, a mismatch).
+    Futile,
 }
 
 /// Why a step stopped the device.
 enum Stop {
     Failed(String),
+    /// Failed, but a re-run may succeed: see [`Rerun::Helps`].
+    Retryable(String),
     Cancelled,
     Store(StoreError),
 }
@@ -136,9 +149,17 @@ impl<'c> Run<'c> {
         });
         let end = match result {
             Ok(()) => End::Done,
-            Err(Stop::Failed(message)) => End::Failed(message),
+            Err(Stop::Failed(message)) => End::Failed(message, Rerun::Futile),
+            Err(Stop::Retryable(message)) => End::Failed(message, Rerun::Helps),
             Err(Stop::Cancelled) => End::Cancelled,
-            Err(Stop::Store(e)) => End::Failed(format!("station database: {e}")),
+            Err(Stop::Store(e)) => {
+                let retry = if e.is_transient() {
+                    Rerun::Helps
+                } else {
+                    Rerun::Futile
+                };
+                End::Failed(format!("station database: {e}"), retry)
+            }
         };
         self.settle(&device, &who, &end);
         end
@@ -147,23 +168,28 @@ impl<'c> Run<'c> {
     fn settle(&self, device: &Device, who: &Subject, end: &End) {
         match end {
             End::Done => self.progress.report(who, Stage::Done, 1, None),
-            End::Failed(m) => self.progress.report(who, Stage::Failed, 1, Some(m.clone())),
+            End::Failed(m, _) => self.progress.report(who, Stage::Failed, 1, Some(m.clone())),
             End::Cancelled => self
                 .progress
                 .report(who, Stage::Failed, 1, Some("cancelled".into())),
         }
         let outcome = match end {
             End::Done => DeviceOutcome::Done,
-            End::Failed(_) => DeviceOutcome::Failed,
+            End::Failed(..) => DeviceOutcome::Failed,
             End::Cancelled => DeviceOutcome::Pending,
         };
+        let retryable = matches!(end, End::Failed(_, Rerun::Helps));
         let error = match end {
-            End::Failed(m) => Some(m.as_str()),
+            End::Failed(m, _) => Some(m.as_str()),
             _ => None,
         };
-        let recorded =
-            self.store
-                .set_batch_device_outcome(self.batch.id, device.id, outcome, error);
+        let recorded = self.store.set_batch_device_outcome(
+            self.batch.id,
+            device.id,
+            outcome,
+            error,
+            retryable,
+        );
         if let Err(e) = recorded {
             tracing::error!(device = %device.serial, error = %e, "cannot record device outcome");
         }
@@ -204,7 +230,7 @@ impl<'c> Run<'c> {
     ) -> Result<(), Stop> {
         match self.verify(handle, id, who) {
             Ok(()) => return Ok(()),
-            Err(Stop::Failed(message)) => {
+            Err(Stop::Failed(message) | Stop::Retryable(message)) => {
                 tracing::warn!(device = %device.serial, %message, "resumed verification failed");
                 self.revoke(id, &format!("verification failed: {message}"))?;
             }
@@ -251,6 +277,9 @@ impl<'c> Run<'c> {
         );
         let issued = match outcome {
             Outcome::Done { value, .. } => value,
+            Outcome::Failed { error, .. } if error.transient || error.unreachable => {
+                return Err(Stop::Retryable(error.message));
+            }
             Outcome::Failed { error, .. } => {
                 return Err(Stop::Failed(error.message));
             }
@@ -295,7 +324,7 @@ impl<'c> Run<'c> {
         });
         if let Err(stop) = result {
             let reason = match &stop {
-                Stop::Failed(m) => format!("write failed: {m}"),
+                Stop::Failed(m) | Stop::Retryable(m) => format!("write failed: {m}"),
                 _ => "write interrupted".to_string(),
             };
             self.revoke(id, &reason)?;
@@ -381,6 +410,11 @@ impl<'c> Run<'c> {
         );
         match outcome {
             Outcome::Done { value, .. } => Ok(value),
+            // Retries exhausted on a transient error (unplugged, busy, no answer): a re-run,
+            // with the token back or calmer, may succeed.
+            Outcome::Failed { error, .. } if error.is_transient() => {
+                Err(Stop::Retryable(error.to_string()))
+            }
             Outcome::Failed { error, .. } => Err(Stop::Failed(error.to_string())),
             Outcome::Cancelled => Err(Stop::Cancelled),
         }
@@ -588,7 +622,7 @@ fn otp_hash(key: &keyprov_store::Key) -> Result<OtpHash, Stop> {
 }
 
 fn not_attached(device: &Device) -> Stop {
-    Stop::Failed(format!(
+    Stop::Retryable(format!(
         "{} {} is not attached",
         device.family, device.serial
     ))

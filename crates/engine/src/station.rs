@@ -243,6 +243,7 @@ fn token_row(member: &keyprov_store::BatchDevice, key: Option<&Key>, batch: &Bat
         .into(),
         verification: key.and_then(|k| k.verification.clone()),
         error: member.error.clone(),
+        retryable: member.outcome == DeviceOutcome::Failed && member.retryable,
     }
 }
 

@@ -220,6 +220,18 @@ impl StoreError {
         }
     }
 
+    /// Whether the same call may succeed later: another connection held the database for
+    /// longer than the busy timeout. Everything else fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sqlite { cause, .. } => matches!(
+                cause.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+
     /// Names the database file in an SQLite error that does not name one yet.
     pub(crate) fn at(self, db: &std::path::Path) -> Self {
         match self {

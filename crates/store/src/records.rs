@@ -93,6 +93,9 @@ pub struct BatchDevice {
     pub outcome: DeviceOutcome,
     /// The last error (no secret) when it failed.
     pub error: Option<String>,
+    /// Whether that failure may go away when the batch is re-run (the engine says so from
+    /// the error's kind: an unplugged or busy token, an unreachable server).
+    pub retryable: bool,
 }
 
 /// An OTP key (without its secret).

@@ -23,7 +23,7 @@ use crate::error::{SqlContext, StoreError};
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 const MIGRATION_1: &str = "
 CREATE TABLE meta (
@@ -129,6 +129,12 @@ const MIGRATION_2: &str = "
 ALTER TABLE keys ADD COLUMN reason TEXT;
 ";
 
+/// Whether a failed device's failure may go away when its batch is re-run; the engine sets it
+/// from the error's kind with the outcome.
+const MIGRATION_3: &str = "
+ALTER TABLE batch_devices ADD COLUMN retryable INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The schema version this program writes.
 pub(crate) fn current_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -210,7 +216,27 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, current_version());
+    }
+
+    #[test]
+    fn version_2_databases_gain_the_retryable_flag_false_for_past_failures() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATION_1).unwrap();
+        conn.execute_batch(MIGRATION_2).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            "INSERT INTO batches VALUES (1, 'b', 'hotp', 6, NULL, 'sha1', 'local', NULL, NULL,
+                                         '{}', 'failed', 't', NULL);
+             INSERT INTO devices VALUES (1, 'yubikey', 'm', '1', 'f', 't', 't');
+             INSERT INTO batch_devices VALUES (1, 1, 'failed', 'unplugged', 't');",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        let retryable: i64 = conn
+            .query_row("SELECT retryable FROM batch_devices", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(retryable, 0);
     }
 
     #[test]
@@ -223,7 +249,7 @@ mod tests {
                 err,
                 StoreError::SchemaTooNew {
                     found: 99,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err}"

@@ -367,35 +367,18 @@ impl Store {
         })
     }
 
-    /// Records how a device of a batch fared (`error` says why it failed; no secret).
+    /// Records how a device of a batch fared: `error` says why it failed (no secret), and
+    /// `retryable` whether a re-run of the batch may succeed (the engine knows from the
+    /// error's kind: an unplugged or busy token, an unreachable server).
     pub fn set_batch_device_outcome(
         &self,
         batch: BatchId,
         device: DeviceId,
         outcome: DeviceOutcome,
         error: Option<&str>,
+        retryable: bool,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let changed = tx
-                .execute(
-                    "UPDATE batch_devices SET outcome = ?1, error = ?2, updated_at = ?3
-                     WHERE batch_id = ?4 AND device_id = ?5",
-                    params![outcome, error, now_text(), batch, device],
-                )
-                .ctx("update batch device")?;
-            if changed == 0 {
-                return Err(invalid(
-                    "batch device",
-                    format!("device {device} is not in batch {batch}"),
-                ));
-            }
-            let detail = serde_json::json!({ "outcome": outcome, "error": error });
-            audit::append(
-                tx,
-                event("batch.device_outcome", Some(batch), Some(device), detail),
-            )?;
-            Ok(())
-        })
+        self.write(|tx| device_outcome_in(tx, batch, device, outcome, error, retryable))
     }
 
     /// The devices of a batch with their outcomes, in the order they were added.
@@ -403,7 +386,7 @@ impl Store {
         self.read(|tx| {
             batch_in(tx, batch)?;
             let sql = "SELECT d.id, d.family, d.model, d.serial, d.firmware, d.first_seen,
-                              d.last_seen, m.outcome, m.error
+                              d.last_seen, m.outcome, m.error, m.retryable
                        FROM batch_devices m JOIN devices d ON d.id = m.device_id
                        WHERE m.batch_id = ?1 ORDER BY m.rowid";
             let mut stmt = tx.prepare(sql).ctx("list batch devices")?;
@@ -413,12 +396,46 @@ impl Store {
                         device: device_from_row(row)?,
                         outcome: row.get(7)?,
                         error: row.get(8)?,
+                        retryable: row.get(9)?,
                     })
                 })
                 .ctx("list batch devices")?;
             rows.collect::<Result<_, _>>().ctx("read batch device")
         })
     }
+}
+
+/// Sets a batch device's outcome with its `batch.device_outcome` event.
+fn device_outcome_in(
+    tx: &Transaction<'_>,
+    batch: BatchId,
+    device: DeviceId,
+    outcome: DeviceOutcome,
+    error: Option<&str>,
+    retryable: bool,
+) -> Result<(), StoreError> {
+    let changed = tx
+        .execute(
+            "UPDATE batch_devices SET outcome = ?1, error = ?2, retryable = ?3, updated_at = ?4
+             WHERE batch_id = ?5 AND device_id = ?6",
+            params![outcome, error, retryable, now_text(), batch, device],
+        )
+        .ctx("update batch device")?;
+    if changed == 0 {
+        return Err(invalid(
+            "batch device",
+            format!("device {device} is not in batch {batch}"),
+        ));
+    }
+    let mut detail = serde_json::json!({ "outcome": outcome, "error": error });
+    if retryable {
+        detail["retryable"] = serde_json::Value::Bool(true);
+    }
+    audit::append(
+        tx,
+        event("batch.device_outcome", Some(batch), Some(device), detail),
+    )?;
+    Ok(())
 }
 
 /// Inserts a batch in `state` (finished now unless open) with its `batch.created` event.

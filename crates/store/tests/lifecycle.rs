@@ -134,7 +134,7 @@ fn a_key_goes_from_reserved_to_exported_and_its_secret_opens() {
     assert_eq!(store.exports(Some(b.id)).unwrap(), [export]);
 
     store
-        .set_batch_device_outcome(b.id, d.id, DeviceOutcome::Done, None)
+        .set_batch_device_outcome(b.id, d.id, DeviceOutcome::Done, None, false)
         .unwrap();
     let members = store.batch_devices(b.id).unwrap();
     assert_eq!(members.len(), 1);
