@@ -115,8 +115,9 @@ export interface TokenRow {
   state: string;
   verification: string | null;
   error: string | null;
-  /** A failed token whose failure may go away when the batch is re-run (issue 5). */
-  retryable: boolean;
+  /** A failed token whose failure may go away when the batch is re-run (issue 5); the engine
+   * always sends it, optional only for rows written before it existed. */
+  retryable?: boolean;
 }
 
 export interface BatchDetail {
