@@ -566,7 +566,10 @@ fn print_summary(station: &Station, summary: &BatchSummary, json: bool) -> anyho
         reasons.sort();
         reasons.dedup();
         // The engine says which failures may go away on a re-run (from the error's kind).
-        let retry = detail.tokens.iter().any(|t| t.error.is_some() && t.retryable);
+        let retry = detail
+            .tokens
+            .iter()
+            .any(|t| t.error.is_some() && t.retryable);
         let mut advice = if retry {
             "; re-run the same command to retry them"
         } else {
