@@ -7,8 +7,9 @@
 //! own work plus the drivers' protocol overhead (YubiKey status polling around a write, the
 //! typed OTP read during verification). Token discovery is timed on its own and reported
 //! separately; the second ratio is the batch without it. A second line gives, per token, the
-//! mean time of each stage (from one progress report to the next) and when the first token
-//! was queued, to show where the time beyond the bound goes.
+//! mean time of each stage (from one progress report to the next), when the first token was
+//! queued, and when the first and the last write started and the last token finished, to show
+//! where the time beyond the bound goes.
 //!
 //! `cargo bench --bench engine` (set `KEYPROV_BENCH_PARALLEL=16,32,64` to choose the widths).
 
@@ -121,7 +122,8 @@ fn run(parallel: usize) {
 fn stages(marks: &[(String, Stage, Instant)], started: Instant) -> String {
     let names = [
         (Stage::Queued, "open+slot"),
-        (Stage::Dskpp, "dskpp+reserve"),
+        // With keys obtained a wave ahead, this includes waiting for a free writer.
+        (Stage::Dskpp, "dskpp+reserve(+wait)"),
         (Stage::Writing, "write"),
         (Stage::Verifying, "verify+commit"),
     ];
@@ -147,5 +149,21 @@ fn stages(marks: &[(String, Stage, Instant)], started: Instant) -> String {
         let mean = spans.iter().sum::<f64>() / spans.len().max(1) as f64;
         text.push_str(&format!(" {name} {mean:.1} ms"));
     }
+    let since = |stage: Stage| -> Vec<f64> {
+        marks
+            .iter()
+            .filter(|m| m.1 == stage)
+            .map(|m| (m.2 - started).as_secs_f64() * 1e3)
+            .collect()
+    };
+    let (writes, done) = (since(Stage::Writing), since(Stage::Done));
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    text.push_str(&format!(
+        "; writes started from {:.1} to {:.1} ms; last token done at {:.1} ms",
+        min(&writes),
+        max(&writes),
+        max(&done)
+    ));
     text
 }

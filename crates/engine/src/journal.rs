@@ -17,11 +17,13 @@
 //!
 //! While a batch runs, its workers write their records through one [`Writer`]: group commit.
 //! A worker queues its record and waits; whichever worker finds no commit in progress takes
-//! everything queued, writes it in one transaction ([`Store::record_group`], one fsync when a
-//! reservation is among it) and answers every sender. A worker still returns only once its
+//! everything queued, writes it in one transaction ([`Store::record_group_unsynced`]), lets the
+//! next group commit, syncs the WAL once when a reservation is among its group, and answers
+//! every sender. A worker still returns only once its
 //! own record is committed (durable, for a reservation), so the order above holds for each
 //! device; only the workers' waits are shared.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
@@ -178,15 +180,23 @@ impl<'s> Writer<'s> {
             queue.committing = true;
             let group = std::mem::take(&mut queue.waiting);
             drop(queue);
-            let committing = Committing(self);
-            let answers = committing.commit(&group);
+            let answers = Committing {
+                writer: self,
+                released: Cell::new(false),
+            }
+            .commit(&group);
             queue = self.lock();
             queue
                 .answers
                 .extend(group.iter().map(|(t, _)| *t).zip(answers));
-            queue.committing = false;
             self.answered.notify_all();
         }
+    }
+
+    /// Lets the next group commit.
+    fn release(&self) {
+        self.lock().committing = false;
+        self.answered.notify_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -198,9 +208,14 @@ impl<'s> Writer<'s> {
 }
 
 /// The commit in progress. Should it panic, dropping it lets the next worker commit.
-struct Committing<'w, 's>(&'w Writer<'s>);
+struct Committing<'w, 's> {
+    writer: &'w Writer<'s>,
+    released: Cell<bool>,
+}
 
 impl Committing<'_, '_> {
+    /// Commits the group, lets the next group commit, then makes this one durable: the next
+    /// group's transaction overlaps this group's fsync.
     fn commit(&self, group: &[(u64, Entry)]) -> Vec<Result<Recorded, StoreError>> {
         let keys: Vec<Option<NewKey<'_>>> = group
             .iter()
@@ -223,15 +238,18 @@ impl Committing<'_, '_> {
             })
             .collect();
         tracing::trace!(records = records.len(), "group commit");
-        self.0.store.record_group(&records)
+        let store = self.writer.store;
+        let outcomes = store.record_group_unsynced(&records);
+        self.released.set(true);
+        self.writer.release();
+        store.sync_reservations(&records, outcomes)
     }
 }
 
 impl Drop for Committing<'_, '_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.lock().committing = false;
-            self.0.answered.notify_all();
+        if !self.released.get() {
+            self.writer.release();
         }
     }
 }
@@ -323,5 +341,59 @@ mod tests {
             event(2, "engine.dskpp_abandoned", 1, Some("a1")),
         ];
         assert!(orphaned_runs(&events, DeviceId(1)).is_empty());
+    }
+
+    #[test]
+    fn concurrent_records_are_all_committed_in_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("station.db"), None).unwrap();
+        let writer = Writer::new(&store);
+        std::thread::scope(|scope| {
+            for thread in 0..16 {
+                let writer = &writer;
+                scope.spawn(move || {
+                    for n in 0..5 {
+                        let answer = writer.record(Entry::Event(NewEvent {
+                            kind: "engine.test".into(),
+                            batch: None,
+                            device: None,
+                            key: None,
+                            detail: serde_json::json!({ "thread": thread, "n": n }),
+                        }));
+                        assert!(matches!(answer, Ok(Recorded::Event(_))), "{answer:?}");
+                    }
+                });
+            }
+        });
+        let events = store.events(None).unwrap();
+        let ours = events.iter().filter(|e| e.kind == "engine.test").count();
+        assert_eq!(ours, 80);
+        // Each thread's records keep their order.
+        for thread in 0..16 {
+            let order: Vec<i64> = events
+                .iter()
+                .filter(|e| e.detail["thread"] == thread)
+                .map(|e| e.detail["n"].as_i64().unwrap())
+                .collect();
+            assert_eq!(order, [0, 1, 2, 3, 4]);
+        }
+        assert!(store.verify_audit().unwrap().is_intact());
+    }
+
+    #[test]
+    fn a_refused_record_answers_its_sender_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("station.db"), None).unwrap();
+        let writer = Writer::new(&store);
+        let forged = writer.record(Entry::Event(NewEvent {
+            kind: "key.forged".into(),
+            batch: None,
+            device: None,
+            key: None,
+            detail: serde_json::json!({}),
+        }));
+        assert!(matches!(forged, Err(StoreError::ReservedEventKind(_))));
+        let revoked = writer.record(Entry::Revoked(KeyId(42), "no such key".into()));
+        assert!(matches!(revoked, Err(StoreError::UnknownKey(KeyId(42)))));
     }
 }

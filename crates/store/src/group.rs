@@ -52,13 +52,24 @@ impl Store {
     /// group then survives power loss. Should the commit itself fail, each record is retried
     /// in a transaction of its own, so that one bad record cannot cost the others.
     pub fn record_group(&self, records: &[Record<'_>]) -> Vec<Result<Recorded, StoreError>> {
+        let outcomes = self.record_group_unsynced(records);
+        self.sync_reservations(records, outcomes)
+    }
+
+    /// [`Store::record_group`] without its sync: its reservations are committed but not yet
+    /// durable, and must not reach a device before [`Store::sync_reservations`] returned. The
+    /// caller may let the next group commit meanwhile, so that its commit overlaps this sync.
+    pub fn record_group_unsynced(
+        &self,
+        records: &[Record<'_>],
+    ) -> Vec<Result<Recorded, StoreError>> {
         let grouped = self.write(|tx| {
             Ok(records
                 .iter()
                 .map(|record| in_savepoint(tx, |tx| self.apply(tx, record)))
                 .collect::<Vec<_>>())
         });
-        let outcomes = match grouped {
+        match grouped {
             Ok(outcomes) => outcomes,
             Err(e) => {
                 tracing::warn!(error = %e, records = records.len(), "group commit failed");
@@ -67,28 +78,37 @@ impl Store {
                     .map(|record| self.write(|tx| self.apply(tx, record)))
                     .collect()
             }
-        };
+        }
+    }
+
+    /// Syncs the WAL when one of `records` was reserved ([`Store::record_group_unsynced`]
+    /// gave `outcomes`); should the sync fail, each such reservation becomes an error.
+    pub fn sync_reservations(
+        &self,
+        records: &[Record<'_>],
+        outcomes: Vec<Result<Recorded, StoreError>>,
+    ) -> Vec<Result<Recorded, StoreError>> {
         let reserved = records
             .iter()
             .zip(&outcomes)
             .any(|(r, o)| matches!(r, Record::Reserve(_)) && o.is_ok());
-        if reserved && let Err(e) = self.sync() {
-            // Not durable: no reservation of this group may reach a device.
-            let cause = e.to_string();
-            let failed = || {
-                let cause = std::io::Error::other(cause.clone());
-                StoreError::io("sync the reservations in", self.path(), cause)
-            };
-            return outcomes
-                .into_iter()
-                .zip(records)
-                .map(|(outcome, record)| match (outcome, record) {
-                    (Ok(_), Record::Reserve(_)) => Err(failed()),
-                    (other, _) => other,
-                })
-                .collect();
-        }
+        let Err(e) = (if reserved { self.sync() } else { Ok(()) }) else {
+            return outcomes;
+        };
+        // Not durable: no reservation of this group may reach a device.
+        let cause = e.to_string();
+        let failed = || {
+            let cause = std::io::Error::other(cause.clone());
+            StoreError::io("sync the reservations in", self.path(), cause)
+        };
         outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(outcome, record)| match (outcome, record) {
+                (Ok(_), Record::Reserve(_)) => Err(failed()),
+                (other, _) => other,
+            })
+            .collect()
     }
 
     fn apply(&self, tx: &Transaction<'_>, record: &Record<'_>) -> Result<Recorded, StoreError> {
@@ -113,14 +133,16 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT record").ctx("begin record")?;
+    let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT record").ctx("begin record")?;
     match f(tx) {
         Ok(value) => {
-            tx.execute_batch("RELEASE record").ctx("keep record")?;
+            run("RELEASE record").ctx("keep record")?;
             Ok(value)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO record; RELEASE record")
+            run("ROLLBACK TO record")
+                .and_then(|_| run("RELEASE record"))
                 .ctx("roll back record")?;
             Err(e)
         }
