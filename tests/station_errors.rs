@@ -191,3 +191,25 @@ fn a_missing_master_key_beside_sealed_keys_is_an_error_and_nothing_is_replaced()
     ]);
     ok(&["audit", "verify", "--db", &db]);
 }
+
+#[test]
+fn the_rerun_advice_follows_the_engines_retryable_flag() {
+    let bench = bench();
+    let db = bench.db().display().to_string();
+    let victim = bench.tokens()[0].serial.clone();
+    let fault = keyprov_drivers::emulator::Fault::UnplugMidWrite;
+    keyprov_drivers::emulator::inject_fault(&bench.emulators(), &victim, fault).unwrap();
+    let line = error_line(&provision(&bench, &db, &[]));
+    assert!(line.starts_with("error: 1 of 2 tokens failed ("), "{line}");
+    assert!(
+        line.ends_with("; re-run the same command to retry them"),
+        "{line}"
+    );
+    let out = ok(&["batch", "show", "b", "--db", &db, "--json"]);
+    let detail: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = detail["tokens"].as_array().unwrap();
+    let row = |serial: &str| rows.iter().find(|t| t["serial"] == serial).unwrap();
+    assert_eq!(row(&victim)["state"], "failed");
+    assert_eq!(row(&victim)["retryable"], true);
+    assert_eq!(row(&bench.tokens()[1].serial)["retryable"], false);
+}
