@@ -2,11 +2,12 @@
 //!
 //! Each step's record is committed only after the step returned, and the next step starts only
 //! after that commit (the table is in `docs/engine.md`); the records of all workers are
-//! group-committed by the batch's [`Writer`]. A device goes through two stages on two pools of
-//! threads (`pool::pipeline`): [`Run::prepare`] (resume plan, checks, DSKPP, `reserved`) runs
-//! ahead of [`Run::finish`] (write, verify), so that the next device's key is obtained while
-//! the current one is written. Transient device errors are retried with back-off, reopening
-//! the handle when the driver asks for it.
+//! group-committed by the batch's [`Writer`]. A device goes through three stages on three pools
+//! of threads (`pool::pipeline`): [`Run::prepare`] (resume plan, checks, DSKPP, `reserved`) runs
+//! ahead of [`Run::program`] (write, `written`), so that the next device's key is obtained
+//! while the current one is written, and [`Run::finish`] (verify, `verified`, outcome) runs
+//! behind it, so that proving one device does not delay writing the next. Transient device
+//! errors are retried with back-off, reopening the handle when the driver asks for it.
 
 use keyprov_drivers::{
     Credential, Digits, Expected, Factor, OtpHash, Presence, Proof, Retry, SecretKey, Slot, Token,
@@ -107,6 +108,8 @@ enum Step {
     Verify(KeyId),
     /// Its key is reserved: write it and prove it.
     Write(KeyId),
+    /// Its key was just written: prove it.
+    Prove(KeyId),
 }
 
 impl<'c> Run<'c> {
@@ -130,7 +133,31 @@ impl<'c> Run<'c> {
         }
     }
 
-    /// Writes and proves a prepared device, then records how it ended.
+    /// Writes a prepared device's reserved key (`written` recorded): the only stage bounded
+    /// by the batch's `parallel`, so that proving the write does not hold a writer.
+    pub fn program(&self, prepared: Prepared<'c>) -> Prepared<'c> {
+        let Prepared {
+            device,
+            who,
+            mut handle,
+            step,
+        } = prepared;
+        let step = step.and_then(|step| match (step, handle.as_mut()) {
+            (Step::Write(id), Some(handle)) => {
+                self.write(handle, id, &who)?;
+                Ok(Step::Prove(id))
+            }
+            (other, _) => Ok(other),
+        });
+        Prepared {
+            device,
+            who,
+            handle,
+            step,
+        }
+    }
+
+    /// Proves a programmed device's key, then records how the device ended.
     pub fn finish(&self, prepared: Prepared<'_>) -> End {
         let Prepared {
             device,
@@ -145,6 +172,7 @@ impl<'c> Run<'c> {
                 self.write(handle, id, &who)?;
                 self.verify(handle, id, &who)
             }
+            (Step::Prove(id), Some(handle)) => self.verify(handle, id, &who),
             (_, None) => Err(not_attached(&device)),
         });
         let end = match result {

@@ -3,25 +3,36 @@
 //! Token I/O is blocking (HID feature reports with polling sleeps), so each device is driven by
 //! a plain thread rather than an async task. At most `workers` devices are in flight at once;
 //! the next queued device starts as soon as a worker is free, so a slow token does not hold up
-//! a whole "wave". [`pipeline`] splits each item into two stages on two such pools, the first
-//! running ahead of the second.
+//! a whole "wave". [`pipeline`] splits each item into three stages on three such pools, the
+//! first running ahead of the second, the third behind it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// Runs `first` then `second` over every item; results keep the items' order.
+/// Runs `first`, `second` and `third` over every item, each on its own `workers` threads;
+/// results keep the items' order.
 ///
-/// At most `workers` items are in `second` at once, taken in order; `first` runs on its own
-/// `workers` threads, in order too, and at most `workers` items ahead of the items `second`
-/// has taken. So while the items of one wave are in `second` (writing their devices), the
-/// next wave's `first` (obtaining their keys) already runs.
-pub fn pipeline<T, P, R, F, S>(items: Vec<T>, workers: usize, first: F, second: S) -> Vec<R>
+/// At most `workers` items are in `second` at once, taken in order; `first` runs in order
+/// too, at most `workers` items ahead of the items `second` has taken; `third` takes items
+/// as `second` finishes them. So while one wave of items is in `second` (writing devices),
+/// the next wave's `first` (obtaining their keys) already runs, and the previous wave's
+/// `third` (proving the writes) runs beside it instead of holding a `second` worker.
+pub fn pipeline<T, P, Q, R, F, S, L>(
+    items: Vec<T>,
+    workers: usize,
+    first: F,
+    second: S,
+    third: L,
+) -> Vec<R>
 where
     T: Send,
     P: Send,
+    Q: Send,
     R: Send,
     F: Fn(T) -> P + Sync,
-    S: Fn(P) -> R + Sync,
+    S: Fn(P) -> Q + Sync,
+    L: Fn(Q) -> R + Sync,
 {
     let total = items.len();
     let workers = workers.clamp(1, total.max(1));
@@ -31,6 +42,14 @@ where
         state: Mutex::new(Handover {
             ready: (0..total).map(|_| None).collect(),
             taken: 0,
+            broken: false,
+        }),
+        changed: Condvar::new(),
+    };
+    let tail = Tail {
+        state: Mutex::new(TailState {
+            queue: VecDeque::new(),
+            left: total,
             broken: false,
         }),
         changed: Condvar::new(),
@@ -45,7 +64,7 @@ where
                     if index >= total || !stage.wait_for_room(index, workers) {
                         break;
                     }
-                    let guard = Breaker(&stage);
+                    let guard = Breaker(&stage, &tail);
                     let prepared = first(take(&queue[index]));
                     stage.hand_over(index, prepared);
                     std::mem::forget(guard);
@@ -53,8 +72,16 @@ where
             });
             scope.spawn(|| {
                 while let Some((index, prepared)) = stage.next(total) {
-                    let guard = Breaker(&stage);
-                    *lock(&results[index]) = Some(second(prepared));
+                    let guard = Breaker(&stage, &tail);
+                    let done = second(prepared);
+                    tail.push(index, done);
+                    std::mem::forget(guard);
+                }
+            });
+            scope.spawn(|| {
+                while let Some((index, done)) = tail.pop() {
+                    let guard = Breaker(&stage, &tail);
+                    *lock(&results[index]) = Some(third(done));
                     std::mem::forget(guard);
                 }
             });
@@ -62,6 +89,48 @@ where
     });
 
     results.into_iter().map(|slot| into_inner(slot)).collect()
+}
+
+/// The hand-over from the second to the third stage of a [`pipeline`], in finishing order.
+struct Tail<Q> {
+    state: Mutex<TailState<Q>>,
+    changed: Condvar,
+}
+
+struct TailState<Q> {
+    queue: VecDeque<(usize, Q)>,
+    /// Items the second stage has not finished yet.
+    left: usize,
+    broken: bool,
+}
+
+impl<Q> Tail<Q> {
+    fn push(&self, index: usize, done: Q) {
+        let mut state = lock(&self.state);
+        state.queue.push_back((index, done));
+        state.left -= 1;
+        self.changed.notify_all();
+    }
+
+    /// The next item the second stage finished; `None` once every item went through.
+    fn pop(&self) -> Option<(usize, Q)> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.broken {
+                return None;
+            }
+            if let Some(item) = state.queue.pop_front() {
+                return Some(item);
+            }
+            if state.left == 0 {
+                return None;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
 }
 
 /// The hand-over between the two stages of a [`pipeline`].
@@ -127,12 +196,14 @@ impl<P> Stage<P> {
 }
 
 /// Marks the pipeline broken when a stage unwinds, so that no thread waits for it forever.
-struct Breaker<'s, P>(&'s Stage<P>);
+struct Breaker<'s, P, Q>(&'s Stage<P>, &'s Tail<Q>);
 
-impl<P> Drop for Breaker<'_, P> {
+impl<P, Q> Drop for Breaker<'_, P, Q> {
     fn drop(&mut self) {
         self.0.lock().broken = true;
         self.0.changed.notify_all();
+        lock(&self.1.state).broken = true;
+        self.1.changed.notify_all();
     }
 }
 
@@ -160,7 +231,7 @@ mod tests {
 
     #[test]
     fn results_keep_the_input_order() {
-        let out = pipeline((0..50).collect(), 4, |i: u32| i, |i: u32| i * 2);
+        let out = pipeline((0..50).collect(), 4, |i: u32| i, |i: u32| i * 2, |i| i);
         assert_eq!(out, (0..50).map(|i| i * 2).collect::<Vec<_>>());
     }
 
@@ -178,6 +249,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
                 in_flight.fetch_sub(1, Ordering::SeqCst);
             },
+            |()| (),
         );
         assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
@@ -190,6 +262,7 @@ mod tests {
             8,
             |i: u32| i,
             |_: u32| std::thread::sleep(Duration::from_millis(100)),
+            |()| (),
         );
         assert!(
             started.elapsed() < Duration::from_millis(400),
@@ -200,7 +273,7 @@ mod tests {
 
     #[test]
     fn pipeline_results_keep_the_input_order() {
-        let out = pipeline((0..40).collect(), 3, |i: u32| i + 1, |p: u32| p * 10);
+        let out = pipeline((0..40).collect(), 3, |i: u32| i + 1, |p: u32| p * 10, |q| q);
         assert_eq!(out, (0..40).map(|i| (i + 1) * 10).collect::<Vec<_>>());
     }
 
@@ -225,6 +298,7 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
                 in_second.fetch_sub(1, Ordering::SeqCst);
             },
+            |()| (),
         );
         assert_eq!(peak.load(Ordering::SeqCst), 4);
         // `taken` counts second-stage starts, which trail the pipeline's own count by the
@@ -233,19 +307,16 @@ mod tests {
     }
 
     #[test]
-    fn pipeline_overlaps_the_next_wave_first_stage_with_this_wave_second() {
-        // 4 items, 2 workers, each stage 100 ms: with the first stage of the second wave
-        // hidden behind the second stage of the first, 300 ms; stage after stage, 400 ms.
+    fn pipeline_overlaps_the_waves_stages() {
+        // 4 items, 2 workers, 100 ms a stage: the second wave's first stage hides behind the
+        // first wave's second stage, and the first wave's third stage behind the second
+        // wave's second stage: 400 ms, against 600 ms stage after stage.
         let started = Instant::now();
-        pipeline(
-            (0..4).collect(),
-            2,
-            |_: u32| std::thread::sleep(Duration::from_millis(100)),
-            |_: ()| std::thread::sleep(Duration::from_millis(100)),
-        );
+        let stage = |_| std::thread::sleep(Duration::from_millis(100));
+        pipeline((0..4).collect(), 2, |_: u32| stage(()), stage, stage);
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(300), "{took:?}");
-        assert!(took < Duration::from_millis(390), "{took:?}");
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_millis(490), "{took:?}");
     }
 
     #[test]
@@ -261,12 +332,13 @@ mod tests {
                 i
             },
             |p: u32| p,
+            |q| q,
         );
     }
 
     #[test]
     fn empty_input_gives_empty_output() {
-        let out: Vec<u8> = pipeline(Vec::<u8>::new(), 4, |i| i, |i| i);
+        let out: Vec<u8> = pipeline(Vec::<u8>::new(), 4, |i| i, |i| i, |i| i);
         assert!(out.is_empty());
     }
 }

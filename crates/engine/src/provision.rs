@@ -266,7 +266,13 @@ fn run(
             progress: &progress,
             credentials: &credentials,
         };
-        let ends = pool::pipeline(jobs, workers, |job| run.prepare(job), |p| run.finish(p));
+        let ends = pool::pipeline(
+            jobs,
+            workers,
+            |job| run.prepare(job),
+            |prepared| run.program(prepared),
+            |programmed| run.finish(programmed),
+        );
         let state = if ends.contains(&End::Cancelled) || cancel.is_cancelled() {
             BatchState::Cancelled
         } else if ends.iter().all(|e| *e == End::Done) {
