@@ -7,7 +7,9 @@
 //! sealed with the station master key (XChaCha20-Poly1305), the table, row and column being the
 //! associated data so a sealed value cannot be moved to another row.
 
-use std::path::Path;
+mod key_file;
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use keyprov_store::MasterKey;
@@ -15,6 +17,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::prf::Prf;
 use crate::secret::Secret;
+
+pub use key_file::key_file_path;
 
 /// Why the store failed. Messages name rows, never secrets.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +35,43 @@ pub enum StoreError {
     /// The master key could not be loaded.
     #[error(transparent)]
     MasterKey(#[from] keyprov_store::StoreError),
+    /// The master key file is missing, but the database holds values sealed with it: a new
+    /// key would open none of them. Nothing was created; the file must be restored.
+    #[error(
+        "master key {} is missing, but the DSKPP server database {} holds {} sealed with it; restore {} from your backup — a new key could not open them",
+        key_path.display(),
+        db_path.display(),
+        secrets(*sealed),
+        key_path.display()
+    )]
+    MasterKeyLost {
+        /// Where the master key file should be (`<db>.key`).
+        key_path: PathBuf,
+        /// The database that needs it.
+        db_path: PathBuf,
+        /// How many sealed values the database holds.
+        sealed: u64,
+    },
+    /// The database file could not be inspected before its master key was created.
+    #[error("cannot inspect DSKPP database {}: {cause}", db_path.display())]
+    Inspect {
+        /// The database file.
+        db_path: PathBuf,
+        /// The OS error.
+        cause: std::io::Error,
+    },
     /// [`Store::revoke`] named a key this server never issued.
     #[error("DSKPP database: no issued key {0}")]
     UnknownKey(String),
+}
+
+/// "1 secret", "3 secrets".
+fn secrets(n: u64) -> String {
+    if n == 1 {
+        "1 secret".into()
+    } else {
+        format!("{n} secrets")
+    }
 }
 
 /// Why a commit was refused.
@@ -331,12 +369,12 @@ impl SqliteStore {
         })
     }
 
-    /// Opens the database at `db` with its master key file `<db>.key` (created, mode 0600, when
-    /// missing).
+    /// Opens the database at `db` with its master key file `<db>.key` ([`key_file_path`]).
+    ///
+    /// A missing key file is created (mode 0600) only for a database that holds nothing sealed
+    /// yet; beside one that does, that is [`StoreError::MasterKeyLost`] and nothing is created.
     pub fn open_with_key_file(db: &Path, passphrase: Option<&str>) -> Result<Self, StoreError> {
-        let mut key_path = db.as_os_str().to_owned();
-        key_path.push(".key");
-        let master = MasterKey::load_or_create(Path::new(&key_path), passphrase)?;
+        let master = key_file::load_or_create(db, passphrase)?;
         SqliteStore::open(db, Arc::new(master))
     }
 
