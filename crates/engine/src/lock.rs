@@ -12,8 +12,13 @@
 //! lock file lets two runs lock two different files); it holds the holder's process id, for
 //! the message the refused run prints.
 //!
+//! The lock file sits beside the database as it resolves on disk (symlinks followed), so a
+//! run given a symlink to the database and a run given the database itself lock one file.
+//!
 //! Reading (batch list/show, audit, export of a finished batch) takes no lock: SQLite keeps
-//! those reads consistent on their own.
+//! those reads consistent on their own. A listing only asks, without waiting, whether a run
+//! holds the lock ([`holder_of`]), to show an open batch as `running` rather than
+//! `interrupted`.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -28,11 +33,51 @@ pub(crate) struct StationLock {
     _file: File,
 }
 
-/// The lock file of the database at `db`: `station.db` → `station.db.lock`.
+/// How often, and how far apart, a run retries a lock held for a moment by a listing's probe.
+const PROBE_RETRIES: u32 = 5;
+const PROBE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The lock file of the database at `db`: `station.db` → `station.db.lock`, beside the file
+/// the path resolves to (see [`resolved`]).
 pub fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
+    let mut name = resolved(db).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
+}
+
+/// The database file `db` names once symlinks are followed: the canonical path of the file,
+/// or, before it exists, its canonical directory joined with its name. A path whose
+/// directory does not resolve either is kept as given (opening its lock file then fails).
+fn resolved(db: &Path) -> PathBuf {
+    if let Ok(path) = db.canonicalize() {
+        return path;
+    }
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
+        return db.to_path_buf();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    dir.canonicalize()
+        .map(|dir| dir.join(name))
+        .unwrap_or_else(|_| db.to_path_buf())
+}
+
+/// Whether a run (in this process or another) holds the lock of the database at `db`, asked
+/// without waiting: `Some(pid)` when it does (the pid when the lock file names it), `None`
+/// when no run does or the lock file cannot be read.
+pub fn holder_of(db: &Path) -> Option<Option<u32>> {
+    let mut file = File::open(lock_path(db)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => Some(holder(&mut file)),
+        Err(TryLockError::Error(e)) => {
+            tracing::debug!(db = %db.display(), error = %e, "cannot probe the station lock");
+            None
+        }
+    }
 }
 
 impl StationLock {
@@ -51,15 +96,24 @@ impl StationLock {
             .mode(0o600)
             .open(&path)
             .map_err(|e| failed(e.to_string()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(EngineError::StationBusy {
-                    db: db.to_path_buf(),
-                    holder: holder(&mut file),
-                });
+        // A listing's probe holds a shared lock for an instant: a few short retries keep it
+        // from refusing a run.
+        let mut retries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if retries < PROBE_RETRIES => {
+                    retries += 1;
+                    std::thread::sleep(PROBE_RETRY_PAUSE);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(EngineError::StationBusy {
+                        db: db.to_path_buf(),
+                        holder: holder(&mut file),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(failed(e.to_string())),
             }
-            Err(TryLockError::Error(e)) => return Err(failed(e.to_string())),
         }
         // The holder's pid is a courtesy for the refused run's message; the lock is the flock.
         let noted = file
@@ -102,6 +156,47 @@ mod tests {
         drop(first);
         StationLock::acquire(&db).unwrap();
         assert!(lock_path(&db).ends_with("station.db.lock"));
+    }
+
+    #[test]
+    fn symlinked_db_path_takes_the_same_lock_as_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("st.db");
+        std::fs::write(&db, b"").unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink("st.db", &link).unwrap();
+        let _first = StationLock::acquire(&db).unwrap();
+        let err = StationLock::acquire(&link).unwrap_err();
+        assert_eq!(err.code(), "station_busy", "{err}");
+        assert_eq!(lock_path(&link), lock_path(&db));
+        assert!(!dir.path().join("link.db.lock").exists());
+    }
+
+    #[test]
+    fn a_database_not_created_yet_locks_beside_its_resolved_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("alias")).unwrap();
+        let via_alias = lock_path(&dir.path().join("alias").join("new.db"));
+        let real = dir
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join("real")
+            .join("new.db.lock");
+        assert_eq!(via_alias, real);
+    }
+
+    #[test]
+    fn holder_of_reports_a_held_lock_and_its_pid_and_nothing_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("station.db");
+        assert_eq!(holder_of(&db), None, "no lock file yet");
+        let lock = StationLock::acquire(&db).unwrap();
+        assert_eq!(holder_of(&db), Some(Some(std::process::id())));
+        drop(lock);
+        assert_eq!(holder_of(&db), None);
+        StationLock::acquire(&db).unwrap();
     }
 
     #[test]

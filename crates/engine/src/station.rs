@@ -186,7 +186,7 @@ impl Station {
         Ok(BatchSummary {
             id: batch.id.0,
             name: batch.name.clone(),
-            state: state_word(batch.state).into(),
+            state: self.state_word(batch.state).into(),
             otp: otp_kind(batch.profile.algorithm),
             digits: batch.profile.digits,
             period: batch.profile.period,
@@ -204,6 +204,18 @@ impl Station {
             failed: count(DeviceOutcome::Failed),
             exports: crate::export::history(&self.store, batch)?,
         })
+    }
+
+    /// The listed state of a batch: an open batch is `running` while a run holds the station
+    /// lock (this process or another), else `interrupted` (a resume finishes it).
+    fn state_word(&self, state: BatchState) -> &'static str {
+        match state {
+            BatchState::Open if crate::lock::holder_of(self.db_path()).is_some() => "running",
+            BatchState::Open => "interrupted",
+            BatchState::Completed => "completed",
+            BatchState::Failed => "failed",
+            BatchState::Cancelled => "cancelled",
+        }
     }
 }
 
@@ -267,15 +279,6 @@ pub(crate) fn device_info(t: &TokenInfo) -> DeviceInfo {
         firmware: t.firmware.clone(),
         free_slots: free,
         emulated: t.emulated,
-    }
-}
-
-fn state_word(state: BatchState) -> &'static str {
-    match state {
-        BatchState::Open => "interrupted",
-        BatchState::Completed => "completed",
-        BatchState::Failed => "failed",
-        BatchState::Cancelled => "cancelled",
     }
 }
 
