@@ -170,7 +170,8 @@ impl<'s> Writer<'s> {
             if let Some(answer) = queue.answers.remove(&ticket) {
                 return answer;
             }
-            if queue.committing {
+            // Wait while a group commits, or while the group that took this entry syncs.
+            if queue.committing || queue.waiting.is_empty() {
                 queue = self
                     .answered
                     .wait(queue)
