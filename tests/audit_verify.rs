@@ -139,3 +139,28 @@ fn a_closed_stdout_is_a_quiet_exit_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+#[test]
+fn audit_verify_reads_keyprov_db_as_the_other_commands_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("station.db");
+    station(&db);
+    // An empty XDG data directory: without KEYPROV_DB the audit would find no database.
+    let out = Command::new(env!("CARGO_BIN_EXE_keyprov"))
+        .args(["audit", "verify"])
+        .env("KEYPROV_DB", &db)
+        .env("XDG_DATA_HOME", dir.path().join("xdg"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("audit chain intact: 6 events, head "),
+        "{stdout}"
+    );
+}

@@ -40,8 +40,8 @@ pub enum Command {
 pub enum AuditCommand {
     /// Check the event hash chain; exits non-zero naming the first broken link.
     Verify {
-        /// Station database [default: $XDG_DATA_HOME/keyprov/station.db]
-        #[arg(long, value_name = "PATH")]
+        /// Station database; default `$XDG_DATA_HOME/keyprov/station.db`.
+        #[arg(long, value_name = "PATH", env = "KEYPROV_DB")]
         db: Option<PathBuf>,
     },
 }
@@ -371,16 +371,16 @@ fn batch_table(batches: &[BatchSummary]) -> String {
         .max()
         .unwrap_or(4);
     let mut out = format!(
-        "{:>4}  {:<width$}  {:<11} {:<5} {:>6} {:>8} {:>6}  created\n",
+        "{:>4}  {:<width$}  {:<11} {:<11} {:>6} {:>8} {:>6}  created\n",
         "id", "name", "state", "otp", "tokens", "verified", "failed"
     );
     for b in batches {
         out += &format!(
-            "{:>4}  {:<width$}  {:<11} {:<5} {:>6} {:>8} {:>6}  {}\n",
+            "{:>4}  {:<width$}  {:<11} {:<11} {:>6} {:>8} {:>6}  {}\n",
             b.id,
             b.name,
             b.state,
-            otp_word(b.otp),
+            otp_column(b),
             b.tokens,
             b.verified,
             b.failed,
@@ -704,6 +704,14 @@ fn print_export(e: &ExportRecord) {
     }
 }
 
+/// The `batch list` otp column: `hotp`, or `totp/sha256` when the hash is not SHA-1.
+fn otp_column(b: &BatchSummary) -> String {
+    match b.hash {
+        OtpHash::Sha1 => otp_word(b.otp).to_string(),
+        other => format!("{}/{}", otp_word(b.otp), other.as_str()),
+    }
+}
+
 fn otp_word(otp: OtpKind) -> &'static str {
     match otp {
         OtpKind::Hotp => "hotp",
@@ -807,4 +815,46 @@ fn audit_verify(db: Option<&Path>) -> anyhow::Result<()> {
         (None, None) => println!("audit chain intact: no events yet"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, otp: OtpKind, hash: OtpHash) -> BatchSummary {
+        BatchSummary {
+            id: 7,
+            name: name.into(),
+            state: "completed".into(),
+            otp,
+            digits: 6,
+            period: None,
+            hash,
+            mode: "local".into(),
+            operator: None,
+            created_at: "2026-12-03T18:00:00Z".into(),
+            finished_at: None,
+            tokens: 2,
+            verified: 2,
+            failed: 0,
+            exports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn batch_list_otp_column_names_a_hash_other_than_sha1() {
+        let table = batch_table(&[
+            summary("plain", OtpKind::Hotp, OtpHash::Sha1),
+            summary("strong", OtpKind::Totp, OtpHash::Sha256),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "  id  name    state       otp         tokens verified failed  created",
+                "   7  plain   completed   hotp             2        2      0  2026-12-03T18:00:00Z",
+                "   7  strong  completed   totp/sha256      2        2      0  2026-12-03T18:00:00Z",
+            ]
+        );
+    }
 }
