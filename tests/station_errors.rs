@@ -131,7 +131,7 @@ fn a_second_run_is_refused_at_once_naming_the_database_and_the_holder() {
     held.set_len(0).unwrap();
     writeln!(held, "{}", std::process::id()).unwrap();
     let message = format!(
-        "error: station database {db} is in use: another provisioning or re-issue run \
+        "error: station database {db} is in use: another provisioning, re-issue or import run \
          (process {}) holds its lock; wait for it to finish, then run again",
         std::process::id()
     );

@@ -2,12 +2,16 @@
 //! so they can be exported per validation server (`--for`) and re-issued later.
 //!
 //! The file is read and decrypted completely before the store is opened: a wrong password or
-//! key changes nothing, not even by creating the database. Which keys are registered, how
-//! duplicates and conflicts are handled, lives in `keyprov_profiles::{seed, register}`.
+//! key changes nothing, not even by creating the database. The import then holds the station
+//! lock (`keyprov_engine::StationLock`) from before the store is opened until its batch is
+//! written: beside a running provisioning or re-issue run it fails at once, and such a run
+//! fails at once beside it. Which keys are registered, how duplicates and conflicts are
+//! handled, lives in `keyprov_profiles::{seed, register}`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use keyprov_engine::StationLock;
 use keyprov_profiles::{ImportReport, ImportSource, Registered, SeedFile, register, seed_tokens};
 use keyprov_pskc::{ReadOptions, Secret};
 use keyprov_store::Store;
@@ -75,11 +79,13 @@ fn import(mut args: ImportArgs) -> anyhow::Result<()> {
         Some(path) => path.clone(),
         None => Store::default_path()?,
     };
+    let lock = StationLock::acquire(&db)?;
     let passphrase = std::env::var("KEYPROV_PASSPHRASE").ok().map(Zeroizing::new);
     let store = Store::open(&db, passphrase.as_deref().map(String::as_str))
         .with_context(|| format!("opening the station store {}", db.display()))?;
     let report =
         register(&store, &seeds, &batch, &source).with_context(|| format!("importing {shown}"))?;
+    drop(lock);
 
     let expired = expired(&seeds);
     // What the operator must read goes to stderr, also with --json (whose copy is on stdout).

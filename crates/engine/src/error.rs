@@ -57,9 +57,10 @@ pub enum EngineError {
         /// Runs that need one.
         needed: usize,
     },
-    /// Another provisioning or re-issue run holds the station database (see `lock`).
+    /// Another provisioning, re-issue or seed import run holds the station database (see
+    /// `lock`).
     #[error(
-        "station database {} is in use: another provisioning or re-issue run{} holds its lock; wait for it to finish, then run again",
+        "station database {} is in use: another provisioning, re-issue or import run{} holds its lock; wait for it to finish, then run again",
         db.display(),
         holder.map(|pid| format!(" (process {pid})")).unwrap_or_default()
     )]
@@ -142,6 +143,10 @@ impl EngineError {
             EngineError::StationBusy { .. } => "station_busy",
             EngineError::NothingToExport(_) => "nothing_to_export",
             EngineError::ServerUnreachable { .. } => "server_unreachable",
+            // The operator must restore a file: the GUI tells it apart from other store errors.
+            EngineError::Store(keyprov_store::StoreError::MasterKeyLost { .. }) => {
+                "master_key_lost"
+            }
             EngineError::Store(_) => "store",
             EngineError::Dskpp(_) => "dskpp",
             EngineError::Discovery(_) => "discovery",
@@ -162,3 +167,29 @@ impl EngineError {
 
 /// Result of a station operation.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_lost_master_key_has_its_own_code_and_keeps_the_store_message() {
+        let lost = keyprov_store::StoreError::MasterKeyLost {
+            key_path: Path::new("/data/keyprov/master.key").into(),
+            db_path: Path::new("/data/keyprov/station.db").into(),
+            sealed: 12,
+        };
+        let message = lost.to_string();
+        let err = EngineError::from(lost);
+        assert_eq!(err.code(), "master_key_lost");
+        assert_eq!(err.to_string(), message);
+        assert!(message.starts_with("master key /data/keyprov/master.key is missing"));
+
+        let other = keyprov_store::StoreError::MissingDatabase {
+            path: Path::new("/data/keyprov/station.db").into(),
+        };
+        assert_eq!(EngineError::from(other).code(), "store");
+    }
+}

@@ -25,7 +25,7 @@ mod tokens;
 
 pub use cancel::Cancel;
 pub use error::{EngineError, Result};
-pub use lock::lock_path;
+pub use lock::{StationLock, lock_path};
 pub use progress::OnProgress;
 pub use provision::MAX_PARALLEL;
 pub use station::Station;

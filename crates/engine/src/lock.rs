@@ -1,6 +1,6 @@
-//! The station lock: at most one provisioning or re-issue run on a station database at a
-//! time, across processes (two `keyprov provision`, the GUI beside the CLI) and within one
-//! (two `Station`s opened on the same file).
+//! The station lock: at most one provisioning, re-issue or seed import run on a station
+//! database at a time, across processes (two `keyprov provision`, the GUI beside the CLI, a
+//! `keyprov import` beside either) and within one (two `Station`s opened on the same file).
 //!
 //! Two runs on one database would each revoke the other's keys as "replaced" and settle the
 //! batch from a journal the other is still writing: the loser exported revoked keys and
@@ -12,6 +12,11 @@
 //! lock file lets two runs lock two different files); it holds the holder's process id, for
 //! the message the refused run prints.
 //!
+//! A seed import (`keyprov import`) writes a batch of its own, and registering a token that a
+//! running batch is writing would let the two disagree on its key; it takes the same lock
+//! ([`StationLock`] is public for it), so an import beside a run fails at once as a second run
+//! does, and a run beside an import.
+//!
 //! The lock file sits beside the database as it resolves on disk (symlinks followed), so a
 //! run given a symlink to the database and a run given the database itself lock one file.
 //!
@@ -20,16 +25,16 @@
 //! holds the lock ([`holder_of`]), to show an open batch as `running` rather than
 //! `interrupted`.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{EngineError, Result};
 
 /// Held for the life of a run; dropping it releases the lock.
 #[derive(Debug)]
-pub(crate) struct StationLock {
+pub struct StationLock {
     _file: File,
 }
 
@@ -81,8 +86,12 @@ pub fn holder_of(db: &Path) -> Option<Option<u32>> {
 }
 
 impl StationLock {
-    /// Takes the lock of the database at `db`, or fails at once when another run holds it.
+    /// Takes the lock of the database at `db`, or fails at once with
+    /// [`EngineError::StationBusy`] when another run holds it. The database's directory is
+    /// created (owner-only, as the store does) when missing, so that a run can take the lock
+    /// before it opens the database.
     pub fn acquire(db: &Path) -> Result<StationLock> {
+        create_directory(db)?;
         let path = lock_path(db);
         let failed = |reason: String| EngineError::LockFile {
             path: path.clone(),
@@ -126,6 +135,22 @@ impl StationLock {
         tracing::debug!(lock = %path.display(), "station lock taken");
         Ok(StationLock { _file: file })
     }
+}
+
+/// Creates the directory of the database at `db` when missing (owner-only, as the store
+/// does), so that a run can take the lock before it opens the database.
+fn create_directory(db: &Path) -> Result<()> {
+    let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| EngineError::LockFile {
+            path: lock_path(db),
+            reason: format!("cannot create {}: {e}", dir.display()),
+        })
 }
 
 /// The process id the holder wrote into the lock file, if it is readable yet.
@@ -209,9 +234,24 @@ mod tests {
     #[test]
     fn an_unwritable_lock_place_is_an_error_naming_the_lock_file() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("missing").join("station.db");
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, b"").unwrap();
+        let db = file.join("station.db");
         let err = StationLock::acquire(&db).unwrap_err();
         assert_eq!(err.code(), "lock_file");
         assert!(err.to_string().contains("station.db.lock"), "{err}");
+        assert!(err.to_string().contains("not-a-directory"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_database_directory_is_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("new").join("station").join("station.db");
+        let _lock = StationLock::acquire(&db).unwrap();
+        assert!(lock_path(&db).is_file());
+        let parent = db.parent().unwrap();
+        let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

@@ -94,7 +94,7 @@ fn a_second_run_on_the_same_database_is_refused_while_the_first_runs() {
         assert_eq!(err.code(), "station_busy");
         let message = err.to_string();
         assert!(message.contains(&db.display().to_string()), "{message}");
-        assert!(message.contains("another provisioning or re-issue run"));
+        assert!(message.contains("another provisioning, re-issue or import run"));
 
         // Re-issue takes the same lock; reading needs none.
         let err = second
