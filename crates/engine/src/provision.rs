@@ -7,7 +7,7 @@ use keyprov_store::{
 };
 
 use crate::api::{
-    BatchRequest, BatchSummary, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest,
+    BatchRequest, BatchSummary, OtpHash, OtpKind, ProgressEvent, ProvisioningMode, ReissueRequest,
 };
 use crate::cancel::Cancel;
 use crate::device::{Credentials, End, Job, Run};
@@ -28,6 +28,7 @@ pub(crate) fn provision(
     cancel: &Cancel,
 ) -> Result<BatchSummary> {
     check(&request)?;
+    central_hash(&request)?;
     let attached = station.tokens()?;
     let batch = match station.store.find_batch(&request.name)? {
         Some(batch) => resume_checks(&batch, &request)?,
@@ -78,6 +79,7 @@ pub(crate) fn reissue(
         // The new key computes OTPs the way the old one did.
         hash: hash::listed(live.profile.hash),
     };
+    central_hash(&batch_request)?;
     let only = vec![token.clone()];
     let batch = create(station, &batch_request, &only)?;
     run(station, &batch, &batch_request, &only, on_progress, cancel)
@@ -103,6 +105,25 @@ fn check(request: &BatchRequest) -> Result<()> {
         export::check(export)?;
     }
     Ok(())
+}
+
+/// Central mode provisions SHA-1 keys only, refused before any authentication code is spent:
+/// `keyprov serve` records a key without its OTP hash, so its export (no `Suite`) would have
+/// validation servers compute SHA-1 OTPs for a token computing SHA-256. Lifted once the DSKPP
+/// exchange can carry the hash to the server.
+fn central_hash(request: &BatchRequest) -> Result<()> {
+    if !matches!(request.mode, ProvisioningMode::Central { .. }) || request.hash == OtpHash::Sha1 {
+        return Ok(());
+    }
+    Err(EngineError::invalid(
+        "hash",
+        format!(
+            "{} keys cannot be provisioned in central mode: the DSKPP server (keyprov serve) \
+             records keys without their OTP hash and would export them as SHA-1 (use local \
+             mode, or sha1 keys with --server)",
+            request.hash.as_str()
+        ),
+    ))
 }
 
 fn profile(request: &BatchRequest) -> KeyProfile {
