@@ -450,3 +450,66 @@ fn nitrokey3_manual_touch_is_given_by_touch_presence() {
     let out = keyprov(&["emulator", "add", "yubikey", "--manual-touch", "--dir", d]);
     assert!(!out.status.success(), "a YubiKey has no presence mode");
 }
+
+fn stderr_line(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a failure");
+    String::from_utf8_lossy(&out.stderr).trim_end().to_owned()
+}
+
+/// Breaker #7: `--manual-touch` on a family without a presence touch exited 1 after creating
+/// the devices.
+#[test]
+fn manual_touch_on_another_family_is_refused_before_any_device_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    let out = keyprov(&[
+        "emulator",
+        "add",
+        "nitrokey-pro",
+        "--count",
+        "3",
+        "--manual-touch",
+        "--dir",
+        d,
+    ]);
+    assert_eq!(
+        stderr_line(&out),
+        "error: --manual-touch is for nitrokey3 only: a nitrokey-pro asks for no presence \
+         touch (no device was added)"
+    );
+    assert!(json(&["emulator", "list", "--dir", d, "--json"]).is_empty());
+    ok(&["emulator", "add", "nitrokey3", "--manual-touch", "--dir", d]);
+    assert_eq!(json(&["emulator", "list", "--dir", d, "--json"]).len(), 1);
+}
+
+/// Breaker #10: the touch errors named the serial twice and called a slot the device does
+/// not have "not programmed".
+#[test]
+fn touch_errors_name_the_device_once_and_an_out_of_range_slot_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    ok(&["emulator", "add", "nitrokey3", "--dir", d]);
+    ok(&["emulator", "add", "yubikey", "--dir", d]);
+    let touch = |args: &[&str]| {
+        let mut all = vec!["emulator", "touch"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--dir", d]);
+        stderr_line(&keyprov(&all))
+    };
+    assert_eq!(
+        touch(&["00C00001", "--slot", "3"]),
+        "error: cannot touch: emulated 00C00001: no such slot hotp:3 (valid 0–2)"
+    );
+    assert_eq!(
+        touch(&["00c00001", "--slot", "15", "--totp"]),
+        "error: cannot touch: emulated 00C00001: no such slot totp:15 (valid 0–14)"
+    );
+    assert_eq!(
+        touch(&["10000001", "--slot", "0"]),
+        "error: cannot touch: emulated 10000001: no such slot hotp:0 (valid 1–2)"
+    );
+    assert_eq!(
+        touch(&["00C00001", "--slot", "2"]),
+        "error: cannot touch: emulated 00C00001: slot hotp:2 is not programmed"
+    );
+}

@@ -569,6 +569,76 @@ fn manual_touch_waits_for_the_press_or_times_out() {
     assert!(emulator::press(dir.path(), &yubikey).is_err());
 }
 
+/// Breaker #9: an automatic touch later than the presence timeout (a hand-edited
+/// `touch_delay_ms`) kept the request alive with keepalives forever; it ends with 6982 at the
+/// timeout, as a manual touch that never comes does.
+#[test]
+fn auto_touch_later_than_the_presence_timeout_is_6982_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Nitrokey3);
+    let timeout_ms = 600;
+    emulator::set_touch_mode(
+        dir.path(),
+        &serial,
+        emulator::TouchMode::Manual { timeout_ms },
+    )
+    .unwrap();
+    let late = emulator::TouchMode::Auto {
+        delay_ms: 4_294_967_296,
+    };
+    emulator::set_touch_mode(dir.path(), &serial, late).unwrap();
+    let mut token = open(dir.path(), &serial);
+    let key = SecretKey::from_slice(SEED_SHA1);
+
+    let started = Instant::now();
+    let err = token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(timeout_ms), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        err.to_string().contains("6982 SecurityStatusNotSatisfied"),
+        "{err}"
+    );
+    assert!(
+        !token
+            .programmed_slots()
+            .unwrap()
+            .contains(&(Slot::hotp(0), true))
+    );
+
+    // A delay within the timeout is still a touch.
+    let soon = emulator::TouchMode::Auto { delay_ms: 100 };
+    emulator::set_touch_mode(dir.path(), &serial, soon).unwrap();
+    token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap();
+}
+
+/// `emulator::touch_slots` (what `keyprov emulator touch --slot` accepts) lists the slots each
+/// family's driver reports in its capabilities.
+#[test]
+fn touch_slots_match_each_drivers_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    for family in [
+        Family::Yubikey,
+        Family::NitrokeyPro,
+        Family::NitrokeyStorage,
+        Family::Nitrokey3,
+    ] {
+        let serial = add(dir.path(), family);
+        let caps = open(dir.path(), &serial).capabilities();
+        let listed = |totp| {
+            emulator::touch_slots(family, totp)
+                .map(|r| r.collect::<Vec<u8>>())
+                .unwrap_or_default()
+        };
+        assert_eq!(listed(false), caps.hotp_slots, "{family}");
+        assert_eq!(listed(true), caps.totp_slots, "{family}");
+    }
+}
+
 /// The hotplug watcher reports a Nitrokey 3 arriving (identified over CTAPHID: family,
 /// serial, Secrets App version) and leaving.
 #[test]

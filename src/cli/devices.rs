@@ -157,6 +157,13 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
         } => {
             // clap's required group guarantees one of the two.
             let family = Family::from(family.or(family_option).context("no device family")?);
+            // Refused before any device is written: a half-done add leaves devices behind.
+            if manual_touch && family != Family::Nitrokey3 {
+                anyhow::bail!(
+                    "--manual-touch is for nitrokey3 only: a {family} asks for no presence \
+                     touch (no device was added)"
+                );
+            }
             let added = emulator::add(&dir, family, count, firmware.as_deref())
                 .with_context(|| format!("cannot add emulated {family} devices"))?;
             for device in &added {
@@ -192,19 +199,22 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
             presence,
             dir,
         } => {
+            // The driver's errors name the device ("emulated 00C00001: ..."): said once.
             if presence {
-                return emulator::press(&dir, &serial)
-                    .with_context(|| format!("cannot touch emulated device {serial}"));
+                return emulator::press(&dir, &serial).context("cannot touch");
             }
             if period == 0 {
                 anyhow::bail!("--period must be at least 1 second");
+            }
+            if let Some(slot) = slot {
+                check_slot(&dir, &serial, slot, totp)?;
             }
             let otp = if totp {
                 emulator::touch_totp_period(&dir, &serial, slot.unwrap_or(0), period)
             } else {
                 emulator::touch(&dir, &serial, slot)
             };
-            let otp = otp.with_context(|| format!("cannot touch emulated device {serial}"))?;
+            let otp = otp.context("cannot touch")?;
             if otp.is_empty() {
                 eprintln!("touched: the slot answers challenges, nothing was typed");
             } else {
@@ -215,6 +225,30 @@ fn run_emulator(cmd: EmulatorCommand) -> Result<()> {
         EmulatorCommand::Unplug { serial, dir } => Ok(emulator::set_plugged(&dir, &serial, false)?),
         EmulatorCommand::Plug { serial, dir } => Ok(emulator::set_plugged(&dir, &serial, true)?),
     }
+}
+
+/// Refuses a `--slot` the device's family does not have, naming the valid ones. An unknown
+/// serial passes: the touch itself names it.
+fn check_slot(dir: &Path, serial: &str, slot: u8, totp: bool) -> Result<()> {
+    let Some(device) = emulator::list(dir)?
+        .into_iter()
+        .find(|d| d.serial.eq_ignore_ascii_case(serial.trim()))
+    else {
+        return Ok(());
+    };
+    let kind = if totp { "totp" } else { "hotp" };
+    let Some(valid) = emulator::touch_slots(device.family, totp) else {
+        return Ok(());
+    };
+    if !valid.contains(&slot) {
+        anyhow::bail!(
+            "cannot touch: emulated {}: no such slot {kind}:{slot} (valid {}–{})",
+            device.serial,
+            valid.start(),
+            valid.end()
+        );
+    }
+    Ok(())
 }
 
 fn emulated_row(device: &EmulatedDevice) -> String {

@@ -182,6 +182,18 @@ pub fn touch(dir: &Path, serial: &str, slot: Option<u8>) -> Result<String> {
     })
 }
 
+/// The slot numbers a family's device has for [`touch`] (HOTP) or [`touch_totp`] (TOTP), as
+/// its driver's capabilities list them; `None` when it has no slot of that kind (a YubiKey's
+/// TOTP).
+pub fn touch_slots(family: Family, totp: bool) -> Option<std::ops::RangeInclusive<u8>> {
+    match (family, totp) {
+        (Family::Yubikey, false) => Some(1..=2),
+        (Family::Yubikey, true) => None,
+        (_, false) => Some(0..=crate::nitrokey3::HOTP_SLOTS - 1),
+        (_, true) => Some(0..=crate::nitrokey3::TOTP_SLOTS - 1),
+    }
+}
+
 /// The code a Nitrokey TOTP slot (0–14) gives now: GET_CODE on the slot, as the device
 /// answers it (its own clock, as SET_TIME left it). Nothing changes on the device. A YubiKey
 /// has no TOTP slot. A Nitrokey 3 keeps no clock nor period: its code is Calculate on

@@ -38,8 +38,9 @@ const CAPABILITIES: u8 = 0x01 | 0x04;
 enum Presence {
     /// The request needs no touch, or got it.
     Given,
-    /// The emulated user touches the device at this instant.
-    At(Instant),
+    /// The emulated user touches the device at `at`; one later than `deadline` (a touch delay
+    /// beyond the presence timeout) comes too late and the request ends with SW 6982 then.
+    At { at: Instant, deadline: Instant },
     /// A press (the device's touch counter passing `touches`) before `deadline`.
     Press { touches: u64, deadline: Instant },
 }
@@ -241,10 +242,13 @@ impl Session {
         let touch = changes || (label_touch && calculate_needs_touch(&nk3, &message.data));
         let presence = match (touch, nk3.manual_touch) {
             (false, _) => Presence::Given,
-            (true, false) => Presence::At(now + Duration::from_millis(nk3.touch_delay_ms)),
+            (true, false) => Presence::At {
+                at: after(now, nk3.touch_delay_ms),
+                deadline: after(now, nk3.up_timeout_ms),
+            },
             (true, true) => Presence::Press {
                 touches: nk3.touches,
-                deadline: now + Duration::from_millis(nk3.up_timeout_ms),
+                deadline: after(now, nk3.up_timeout_ms),
             },
         };
         let latency = Duration::from_millis(if changes {
@@ -265,15 +269,21 @@ impl Session {
         Ok(())
     }
 
-    /// Whether the pending request got its touch by `now`; a manual touch not given before
-    /// the deadline ends the request with SW 6982 (`Err`).
+    /// Whether the pending request got its touch by `now`; a touch not given before the
+    /// deadline (manual, or automatic but later than the timeout) ends the request with SW
+    /// 6982 (`Err`).
     fn presence_given(&mut self, dir: &Path, serial: &str, now: Instant) -> Result<bool, ()> {
         let Some(pending) = self.pending.as_mut() else {
             return Ok(false);
         };
         let given = match pending.presence {
             Presence::Given => true,
-            Presence::At(at) => now >= at,
+            Presence::At { at, deadline } => {
+                if at > deadline && now >= deadline {
+                    return Err(());
+                }
+                now >= at
+            }
             Presence::Press { touches, deadline } => {
                 let pressed = store::load(dir, serial)
                     .ok()
@@ -351,13 +361,21 @@ impl Session {
         let mut next = pending.next_keepalive;
         match (pending.ready_at, &pending.presence) {
             (Some(ready), _) => next = next.min(ready),
-            (None, Presence::At(at)) => next = next.min(*at),
+            (None, Presence::At { at, deadline }) => next = next.min(*at.min(deadline)),
             // A press is noticed by polling; the caller polls at least every few ms.
             (None, Presence::Press { deadline, .. }) => next = next.min(*deadline),
             (None, Presence::Given) => {}
         }
         Some(next)
     }
+}
+
+/// `ms` milliseconds after `now`; a delay too long for the clock (a hand-edited state file's
+/// `4294967296000`) is a year, which no request waits for.
+fn after(now: Instant, ms: u64) -> Instant {
+    let year = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(Duration::from_millis(ms).min(year))
+        .unwrap_or(now)
 }
 
 fn calculate_needs_touch(nk3: &Nitrokey3State, request: &[u8]) -> bool {
