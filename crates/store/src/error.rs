@@ -103,13 +103,18 @@ pub enum StoreError {
         /// The key whose secret was rejected.
         key: KeyId,
     },
-    /// The database was sealed with a different master key than the one loaded.
-    #[error("master key {found} does not belong to this database (it was created with {expected})")]
+    /// The database was sealed with a different master key than the one loaded (another
+    /// station's master.key beside it).
+    #[error("{}", mismatch_message(key_file.as_deref(), db.as_deref(), found, expected))]
     MasterKeyMismatch {
         /// Fingerprint recorded in the database.
         expected: String,
         /// Fingerprint of the loaded key.
         found: String,
+        /// The key file it was loaded from (`None`: a key the caller passed).
+        key_file: Option<PathBuf>,
+        /// The database (`None` until the store names it).
+        db: Option<PathBuf>,
     },
     /// The database schema is newer than this program understands.
     #[error("database schema version {found} is newer than this program's {supported}")]
@@ -244,9 +249,60 @@ impl StoreError {
                 context,
                 cause,
             },
+            StoreError::MasterKeyMismatch {
+                expected,
+                found,
+                key_file,
+                db: None,
+            } => StoreError::MasterKeyMismatch {
+                expected,
+                found,
+                key_file,
+                db: Some(db.to_path_buf()),
+            },
             other => other,
         }
     }
+
+    /// Names the key file a [`StoreError::MasterKeyMismatch`] key was loaded from.
+    pub(crate) fn loaded_from(self, path: &std::path::Path) -> Self {
+        match self {
+            StoreError::MasterKeyMismatch {
+                expected,
+                found,
+                db,
+                ..
+            } => StoreError::MasterKeyMismatch {
+                expected,
+                found,
+                key_file: Some(path.to_path_buf()),
+                db,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `master key <file> (fingerprint f) does not belong to station database <db> (created with
+/// master key e); …`: both files named once, and what to do.
+fn mismatch_message(
+    key_file: Option<&std::path::Path>,
+    db: Option<&std::path::Path>,
+    found: &str,
+    expected: &str,
+) -> String {
+    let key = match key_file {
+        Some(path) => format!("master key {}", path.display()),
+        None => "the master key given".to_owned(),
+    };
+    let db = match db {
+        Some(path) => format!("station database {}", path.display()),
+        None => "this station database".to_owned(),
+    };
+    format!(
+        "{key} (fingerprint {found}) does not belong to {db} (created with master key \
+         {expected}); put that database's own master.key beside it"
+    )
 }
 
 /// `database <file>: <what the store did>: <SQLite's message>`. A file that is not an SQLite

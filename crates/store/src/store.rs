@@ -82,7 +82,7 @@ impl Store {
             }
             other => other?,
         };
-        Self::open_with_key(db_path, master)
+        Self::open_with_key(db_path, master).map_err(|e| e.loaded_from(&key_path))
     }
 
     /// Opens (creating if needed) the database at `db_path`, sealing with `master`.
@@ -657,7 +657,12 @@ fn init_meta(conn: &mut Connection, master: Option<&MasterKey>) -> Result<String
         let found = master.fingerprint();
         match meta(MASTER_KEY_META)? {
             Some(expected) if expected != found => {
-                return Err(StoreError::MasterKeyMismatch { expected, found });
+                return Err(StoreError::MasterKeyMismatch {
+                    expected,
+                    found,
+                    key_file: None,
+                    db: None,
+                });
             }
             Some(_) => {}
             None => set_meta(&tx, MASTER_KEY_META, &found)?,

@@ -234,6 +234,9 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Zeroizing<[u8; 32]> {
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
+/// Bytes of the master key.
+const MASTER_KEY_LEN: usize = 32;
+
 /// A parsed key file, before any passphrase is applied.
 enum KeyFile {
     Plain(Zeroizing<[u8; 32]>),
@@ -265,15 +268,33 @@ impl KeyFile {
                 return Err(bad("a field appears twice"));
             }
         }
-        let field = |name: &str| fields.get(name).copied().ok_or_else(|| bad(name));
-        let hex_field = |name: &str| hex::decode(field(name)?).map_err(|_| bad(name));
+        let field = |name: &str| {
+            fields
+                .get(name)
+                .copied()
+                .ok_or_else(|| bad(&format!("no `{name}` line (truncated?)")))
+        };
+        let hex_field = |name: &str| {
+            hex::decode(field(name)?)
+                .map_err(|_| bad(&format!("`{name}` is not an even number of hex digits")))
+        };
         match field("protection")? {
             PROTECTION_NONE => {
-                let bytes = Zeroizing::new(hex_field("key")?);
-                let mut key = Zeroizing::new([0u8; 32]);
-                if bytes.len() != key.len() {
-                    return Err(bad("key is not 32 bytes"));
+                let value = field("key")?;
+                let key_hex = 2 * MASTER_KEY_LEN;
+                if value.len() != key_hex {
+                    let cause = if value.len() < key_hex {
+                        "truncated"
+                    } else {
+                        "too long"
+                    };
+                    return Err(bad(&format!(
+                        "{cause}: `key` has {} hex digits, expected {key_hex}",
+                        value.len()
+                    )));
                 }
+                let bytes = Zeroizing::new(hex_field("key")?);
+                let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
                 key.copy_from_slice(&bytes);
                 Ok(KeyFile::Plain(key))
             }
@@ -664,6 +685,30 @@ mod tests {
         let err = MasterKey::load(&path, None).unwrap_err();
         assert!(matches!(err, StoreError::MalformedKeyFile { .. }), "{err}");
         assert!(err.to_string().contains("master.key"));
+    }
+
+    /// Breaker #10: a cut-off master.key (`head -c 50`) said only "malformed: key".
+    #[test]
+    fn truncated_master_key_says_truncated_and_how_many_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_path(&dir);
+        MasterKey::load_or_create(&path, None).unwrap();
+        let whole = fs::read(&path).unwrap();
+        fs::write(&path, &whole[..50]).unwrap();
+        let err = MasterKey::load(&path, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "master key {} is malformed: truncated: `key` has 9 hex digits, expected 64",
+                path.display()
+            )
+        );
+        fs::write(&path, &whole[..21]).unwrap();
+        let err = MasterKey::load(&path, None).unwrap_err().to_string();
+        assert!(
+            err.ends_with("malformed: no `protection` line (truncated?)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -424,3 +424,31 @@ fn the_resume_journal_groups_unfinished_keys_by_device() {
     );
     assert_eq!(reserved.device, d2.id);
 }
+
+/// Breaker #10: another station's master.key beside a database named neither file.
+#[test]
+fn another_stations_master_key_names_the_key_file_and_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("a"), dir.path().join("b"));
+    let (db, other_db) = (ours.join("station.db"), theirs.join("station.db"));
+    drop(Store::open(&db, None).unwrap());
+    drop(Store::open(&other_db, None).unwrap());
+    let key_file = Store::master_key_path(&db);
+    std::fs::copy(Store::master_key_path(&other_db), &key_file).unwrap();
+    let found = keyprov_store::MasterKey::load(&key_file, None)
+        .unwrap()
+        .fingerprint();
+    let err = Store::open(&db, None).unwrap_err();
+    let StoreError::MasterKeyMismatch { expected, .. } = &err else {
+        panic!("expected MasterKeyMismatch, got {err}");
+    };
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "master key {} (fingerprint {found}) does not belong to station database {} \
+             (created with master key {expected}); put that database's own master.key beside it",
+            key_file.display(),
+            db.display()
+        )
+    );
+}
