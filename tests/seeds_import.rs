@@ -453,6 +453,31 @@ fn a_secret_under_128_bits_imports_with_a_warning() {
     assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
 }
 
+/// Breaker #11: importing the same file again printed "nothing new" and, for keys it did not
+/// register, short-secret warnings ending "registered all the same".
+#[test]
+fn re_import_that_registers_nothing_prints_no_short_secret_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(dir.path());
+    let file = corpus("python-pskc/rfc6030/figure2.pskcxml");
+    let first = keyprov(&["import", &file, "--db", db.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&first.stderr).contains("registered all the same"));
+
+    let again = keyprov(&["import", &file, "--db", db.to_str().unwrap()]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&again.stderr), "");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "nothing new: 1 token(s) already registered, 0 skipped\n"
+    );
+    let report = import_json(&[&file, "--db", db.to_str().unwrap()]);
+    assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
+}
+
 #[test]
 fn an_imported_sha256_key_exports_with_its_hash() {
     // A vendor TOTP key whose Suite names SHA-256 keeps it through the store and re-export:

@@ -83,8 +83,8 @@ pub struct ImportReport {
     pub unchanged: Vec<Registered>,
     /// Keys of the file the station does not register, with the reason.
     pub skipped: Vec<Refusal>,
-    /// Keys registered (or already registered) with something the operator should know, as
-    /// [`SeedFile::warnings`].
+    /// Keys registered now with something the operator should know, as
+    /// [`SeedFile::warnings`]; a key already registered gets none (it was said when it was).
     pub warnings: Vec<Refusal>,
 }
 
@@ -138,12 +138,14 @@ pub fn register(
     let mut report = ImportReport {
         batch: batch.map(|id| (id, batch_name.to_string())),
         skipped: seeds.skipped.clone(),
-        warnings: seeds.warnings.clone(),
         ..ImportReport::default()
     };
     for (token, outcome) in seeds.tokens.iter().zip(outcomes) {
         match outcome {
-            ImportOutcome::Added(key) => report.added.push(registered(token, key)),
+            ImportOutcome::Added(key) => {
+                report.warnings.extend(crate::seed::short_secret(token));
+                report.added.push(registered(token, key));
+            }
             ImportOutcome::Unchanged(key) => report.unchanged.push(registered(token, key)),
         }
     }

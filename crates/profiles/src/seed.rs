@@ -106,7 +106,7 @@ pub fn seed_tokens(container: &KeyContainer) -> Result<SeedFile, SeedError> {
 }
 
 /// The warning for a secret under [`MIN_SECRET_BITS`], naming the key and the length.
-fn short_secret(token: &SeedToken) -> Option<Refusal> {
+pub(crate) fn short_secret(token: &SeedToken) -> Option<Refusal> {
     let bits = token.secret.len() * 8;
     (bits < MIN_SECRET_BITS).then(|| Refusal {
         subject: format!("key {} (serial {})", token.key_id, token.serial),

@@ -172,5 +172,6 @@ fn a_secret_under_128_bits_registers_with_a_warning_naming_it() {
     assert_eq!(report.warnings, seeds.warnings);
     let again = register(&store, &seeds, "short-again", &source()).unwrap();
     assert_eq!((again.added.len(), again.unchanged.len()), (0, 2));
-    assert_eq!(again.warnings.len(), 1, "the warning repeats with the file");
+    // Registered before, warned before: nothing was "registered all the same" now (breaker #11).
+    assert!(again.warnings.is_empty(), "{:?}", again.warnings);
 }
