@@ -208,16 +208,16 @@ impl<'c> Run<'c> {
         };
         let retryable = matches!(end, End::Failed(_, Rerun::Helps));
         let error = match end {
-            End::Failed(m, _) => Some(m.as_str()),
+            End::Failed(m, _) => Some(m.clone()),
             _ => None,
         };
-        let recorded = self.store.set_batch_device_outcome(
-            self.batch.id,
-            device.id,
+        let recorded = self.journal.record(Entry::Outcome {
+            batch: self.batch.id,
+            device: device.id,
             outcome,
             error,
             retryable,
-        );
+        });
         if let Err(e) = recorded {
             tracing::error!(device = %device.serial, error = %e, "cannot record device outcome");
         }

@@ -28,8 +28,8 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use keyprov_store::{
-    BatchId, DeviceId, Event, KeyId, KeyProfile, KeyState, NewEvent, NewKey, Record, Recorded,
-    Store, StoreError, Verification,
+    BatchId, DeviceId, DeviceOutcome, Event, KeyId, KeyProfile, KeyState, NewEvent, NewKey, Record,
+    Recorded, Store, StoreError, Verification,
 };
 use zeroize::Zeroizing;
 
@@ -107,6 +107,13 @@ pub(crate) enum Entry {
     Written(KeyId),
     Verified(KeyId, Verification),
     Revoked(KeyId, String),
+    Outcome {
+        batch: BatchId,
+        device: DeviceId,
+        outcome: DeviceOutcome,
+        error: Option<String>,
+        retryable: bool,
+    },
 }
 
 /// A key to reserve (`NewKey` with its secret owned, zeroized on drop; no `Debug`).
@@ -234,6 +241,22 @@ impl Committing<'_, '_> {
                 (Entry::Written(id), _) => Record::Written(*id),
                 (Entry::Verified(id, proof), _) => Record::Verified(*id, proof),
                 (Entry::Revoked(id, reason), _) => Record::Revoked(*id, reason),
+                (
+                    Entry::Outcome {
+                        batch,
+                        device,
+                        outcome,
+                        error,
+                        retryable,
+                    },
+                    _,
+                ) => Record::Outcome {
+                    batch: *batch,
+                    device: *device,
+                    outcome: *outcome,
+                    error: error.as_deref(),
+                    retryable: *retryable,
+                },
                 // `keys` holds a key exactly where `group` holds a reservation.
                 (Entry::Reserve(_), None) => unreachable!("reservation without its key"),
             })

@@ -207,10 +207,8 @@ fn choose(attached: &[TokenInfo], count: Option<usize>) -> Vec<TokenInfo> {
 }
 
 fn add_members(station: &Station, batch: &Batch, tokens: &[TokenInfo]) -> Result<()> {
-    for t in tokens {
-        let device = station.store.upsert_device(&identity(t))?;
-        station.store.add_batch_device(batch.id, device.id)?;
-    }
+    let identities: Vec<DeviceIdentity> = tokens.iter().map(identity).collect();
+    station.store.add_batch_members(batch.id, &identities)?;
     Ok(())
 }
 

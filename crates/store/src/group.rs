@@ -1,7 +1,7 @@
 //! Group commit: the journal records of many devices written in one transaction.
 //!
 //! A batch programs tens of tokens at once, and each one journals every step (DSKPP started,
-//! key reserved, written, verified). One transaction per record means one WAL
+//! key reserved, written, verified, its outcome). One transaction per record means one WAL
 //! append and, for a reservation, one fsync per token, all queued behind the one connection:
 //! at 64 tokens that queue, not the devices, set the pace. [`Store::record_group`] writes
 //! whatever the engine's threads have queued in one transaction, each record in its own
@@ -13,9 +13,9 @@ use rusqlite::Transaction;
 
 use crate::error::{SqlContext, StoreError};
 use crate::keys::{event_in, revoke_in, verified_in, written_in};
-use crate::model::KeyId;
+use crate::model::{BatchId, DeviceId, DeviceOutcome, KeyId};
 use crate::records::{NewEvent, NewKey, Verification};
-use crate::store::Store;
+use crate::store::{Store, device_outcome_in};
 
 /// One journal record of a group; each is what the `Store` method of the same name writes.
 #[derive(Debug)]
@@ -30,6 +30,14 @@ pub enum Record<'a> {
     Verified(KeyId, &'a Verification),
     /// [`Store::revoke_key`].
     Revoked(KeyId, &'a str),
+    /// [`Store::set_batch_device_outcome`].
+    Outcome {
+        batch: BatchId,
+        device: DeviceId,
+        outcome: DeviceOutcome,
+        error: Option<&'a str>,
+        retryable: bool,
+    },
 }
 
 /// What a record of a group produced.
@@ -122,6 +130,16 @@ impl Store {
             }
             Record::Revoked(id, reason) => {
                 revoke_in(tx, *id, reason)?;
+                Recorded::Done
+            }
+            Record::Outcome {
+                batch,
+                device,
+                outcome,
+                error,
+                retryable,
+            } => {
+                device_outcome_in(tx, *batch, *device, *outcome, *error, *retryable)?;
                 Recorded::Done
             }
         })

@@ -288,26 +288,7 @@ impl Store {
 
     /// Registers a device, or refreshes its model, firmware and last-seen time.
     pub fn upsert_device(&self, identity: &DeviceIdentity) -> Result<Device, StoreError> {
-        if identity.family.is_empty() || identity.serial.is_empty() {
-            return Err(invalid("device", "family and serial must not be empty"));
-        }
-        let id = self.write(|tx| {
-            let now = format_time(OffsetDateTime::now_utc());
-            let existing = find_device_in(tx, &identity.family, &identity.serial)?;
-            let Some(old) = existing else {
-                return insert_device_in(tx, identity);
-            };
-            tx.execute(
-                "UPDATE devices SET model = ?1, firmware = ?2, last_seen = ?3 WHERE id = ?4",
-                params![identity.model, identity.firmware, now, old.id],
-            )
-            .ctx("update device")?;
-            if old.model != identity.model || old.firmware != identity.firmware {
-                let detail = device_detail(identity);
-                audit::append(tx, event("device.updated", None, Some(old.id), detail))?;
-            }
-            Ok(old.id)
-        })?;
+        let id = self.write(|tx| upsert_device_in(tx, identity))?;
         self.device(id)
     }
 
@@ -346,24 +327,25 @@ impl Store {
 
     /// Makes `device` part of `batch` (pending); a device already in it is left as it is.
     pub fn add_batch_device(&self, batch: BatchId, device: DeviceId) -> Result<(), StoreError> {
+        self.write(|tx| add_batch_device_in(tx, batch, device))
+    }
+
+    /// Registers (or refreshes) every device of `identities` and makes it part of `batch`, in
+    /// one transaction: [`Store::upsert_device`] then [`Store::add_batch_device`] for each.
+    pub fn add_batch_members(
+        &self,
+        batch: BatchId,
+        identities: &[DeviceIdentity],
+    ) -> Result<Vec<Device>, StoreError> {
         self.write(|tx| {
-            batch_in(tx, batch)?;
-            device_in(tx, device)?;
-            let added = tx
-                .execute(
-                    "INSERT OR IGNORE INTO batch_devices (batch_id, device_id, outcome, updated_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![batch, device, DeviceOutcome::Pending, now_text()],
-                )
-                .ctx("add device to batch")?;
-            if added > 0 {
-                let detail = serde_json::json!({});
-                audit::append(
-                    tx,
-                    event("batch.device_added", Some(batch), Some(device), detail),
-                )?;
-            }
-            Ok(())
+            identities
+                .iter()
+                .map(|identity| {
+                    let id = upsert_device_in(tx, identity)?;
+                    add_batch_device_in(tx, batch, id)?;
+                    device_in(tx, id)
+                })
+                .collect()
         })
     }
 
@@ -406,7 +388,7 @@ impl Store {
 }
 
 /// Sets a batch device's outcome with its `batch.device_outcome` event.
-fn device_outcome_in(
+pub(crate) fn device_outcome_in(
     tx: &Transaction<'_>,
     batch: BatchId,
     device: DeviceId,
@@ -493,6 +475,56 @@ pub(crate) fn insert_batch_in(
     }
     audit::append(tx, event("batch.created", Some(id), None, detail))?;
     Ok(id)
+}
+
+/// [`Store::upsert_device`] inside the caller's transaction.
+fn upsert_device_in(
+    tx: &Transaction<'_>,
+    identity: &DeviceIdentity,
+) -> Result<DeviceId, StoreError> {
+    if identity.family.is_empty() || identity.serial.is_empty() {
+        return Err(invalid("device", "family and serial must not be empty"));
+    }
+    let now = format_time(OffsetDateTime::now_utc());
+    let existing = find_device_in(tx, &identity.family, &identity.serial)?;
+    let Some(old) = existing else {
+        return insert_device_in(tx, identity);
+    };
+    tx.execute(
+        "UPDATE devices SET model = ?1, firmware = ?2, last_seen = ?3 WHERE id = ?4",
+        params![identity.model, identity.firmware, now, old.id],
+    )
+    .ctx("update device")?;
+    if old.model != identity.model || old.firmware != identity.firmware {
+        let detail = device_detail(identity);
+        audit::append(tx, event("device.updated", None, Some(old.id), detail))?;
+    }
+    Ok(old.id)
+}
+
+/// [`Store::add_batch_device`] inside the caller's transaction.
+fn add_batch_device_in(
+    tx: &Transaction<'_>,
+    batch: BatchId,
+    device: DeviceId,
+) -> Result<(), StoreError> {
+    batch_in(tx, batch)?;
+    device_in(tx, device)?;
+    let added = tx
+        .execute(
+            "INSERT OR IGNORE INTO batch_devices (batch_id, device_id, outcome, updated_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![batch, device, DeviceOutcome::Pending, now_text()],
+        )
+        .ctx("add device to batch")?;
+    if added > 0 {
+        let detail = serde_json::json!({});
+        audit::append(
+            tx,
+            event("batch.device_added", Some(batch), Some(device), detail),
+        )?;
+    }
+    Ok(())
 }
 
 /// Inserts a device seen for the first time, with its `device.registered` event.

@@ -149,3 +149,62 @@ fn a_closed_batch_refuses_the_records_of_its_keys() {
     assert!(matches!(outcomes[0], Err(StoreError::BatchClosed(_))));
     assert_eq!(store.key(key.id).unwrap().state, KeyState::Reserved);
 }
+
+#[test]
+fn members_are_added_at_once_and_their_outcomes_grouped() {
+    let (_dir, _path, store) = fresh_store();
+    let b = batch(&store, "members");
+    let identities: Vec<keyprov_store::DeviceIdentity> = (0..4)
+        .map(|n| keyprov_store::DeviceIdentity {
+            family: "yubikey".into(),
+            model: "YubiKey 5".into(),
+            serial: format!("40{n}"),
+            firmware: "5.4.3".into(),
+        })
+        .collect();
+    let devices = store.add_batch_members(b.id, &identities).unwrap();
+    assert_eq!(
+        devices
+            .iter()
+            .map(|d| d.serial.as_str())
+            .collect::<Vec<_>>(),
+        ["400", "401", "402", "403"]
+    );
+    // Adding them again changes nothing: same devices, no second membership.
+    let again = store.add_batch_members(b.id, &identities).unwrap();
+    assert_eq!(
+        again.iter().map(|d| d.id).collect::<Vec<_>>(),
+        devices.iter().map(|d| d.id).collect::<Vec<_>>()
+    );
+    let outcomes: Vec<Record<'_>> = devices
+        .iter()
+        .enumerate()
+        .map(|(n, d)| Record::Outcome {
+            batch: b.id,
+            device: d.id,
+            outcome: if n == 0 {
+                keyprov_store::DeviceOutcome::Failed
+            } else {
+                keyprov_store::DeviceOutcome::Done
+            },
+            error: (n == 0).then_some("unplugged"),
+            retryable: n == 0,
+        })
+        .collect();
+    assert!(
+        store
+            .record_group(&outcomes)
+            .iter()
+            .all(|r| matches!(r, Ok(Recorded::Done)))
+    );
+    let members = store.batch_devices(b.id).unwrap();
+    assert_eq!(members.len(), 4);
+    assert_eq!(members[0].error.as_deref(), Some("unplugged"));
+    assert!(members[0].retryable);
+    assert!(
+        members[1..]
+            .iter()
+            .all(|m| m.outcome == keyprov_store::DeviceOutcome::Done && !m.retryable)
+    );
+    assert!(store.verify_audit().unwrap().is_intact());
+}
