@@ -68,6 +68,18 @@ pub enum Error {
         message: String,
     },
 
+    /// The device asked for a touch (user presence) and nobody touched it in time (Nitrokey 3:
+    /// SW 6982). Not retried automatically — a person has to act — but a re-run may succeed.
+    #[error("{device}: {operation} rejected: {reason}")]
+    NotTouched {
+        /// Family and serial.
+        device: String,
+        /// What the driver asked for.
+        operation: &'static str,
+        /// The device's status and what it means.
+        reason: String,
+    },
+
     // --- The device refused the request (permanent) ----------------------------------------
     /// The device did not accept a configuration or command (wrong access code, a
     /// write-protected slot, a corrupted frame the device dropped, or a rejected value).
@@ -198,6 +210,7 @@ impl Error {
             Error::Crc { .. } => "crc",
             Error::Hid { .. } => "hid_io",
             Error::Rejected { .. } => "rejected",
+            Error::NotTouched { .. } => "not_touched",
             Error::WrongPin { .. } => "wrong_pin",
             Error::NotAuthorized { .. } => "not_authorized",
             Error::SlotNotProgrammed { .. } => "slot_not_programmed",

@@ -38,6 +38,6 @@ pub use otp::{Digits, OtpHash, hotp, hotp_with, totp, totp_with};
 pub use secret::{AccessCode, Pin, SecretKey};
 pub use token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, Family, Location, OtpKind,
-    Presence, Proof, Slot, Token, TokenInfo, Verification,
+    Presence, Proof, Slot, Token, TokenInfo, TouchPrompt, Verification,
 };
 pub use watch::{DeviceEvent, Watcher};

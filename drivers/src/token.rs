@@ -172,7 +172,15 @@ pub struct Capabilities {
     pub reads_code_without_touch: bool,
     /// Which credential writes need.
     pub credential: CredentialKind,
+    /// Whether writing an occupied slot replaces its key in one step. False for the Nitrokey
+    /// 3, whose Secrets App has no overwrite: the driver Deletes the old credential, then
+    /// Puts the new one, so a write that fails after the Delete leaves the slot empty.
+    pub atomic_rewrite: bool,
 }
+
+/// Called by a driver when the device waits for a touch (user presence), with the line to
+/// show the operator (`touch the Nitrokey 3 00C00001`).
+pub type TouchPrompt = Box<dyn FnMut(&str) + Send>;
 
 /// Which credential a family uses to protect writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,6 +311,12 @@ pub trait Token: Send {
 
     /// Deletes the configuration of a slot.
     fn erase(&mut self, slot: Slot) -> Result<()>;
+
+    /// Sets what the handle calls when the device waits for a touch (a Nitrokey 3 write);
+    /// families that never ask ignore it.
+    fn on_touch_needed(&mut self, prompt: TouchPrompt) {
+        drop(prompt);
+    }
 
     /// Proves that `slot` holds `expected`: reads an OTP from the device (Nitrokey GET_CODE,
     /// or the OTP a YubiKey types when touched, if `presence` allows) and compares it with the

@@ -636,7 +636,40 @@ fn touch_slots_match_each_drivers_capabilities() {
         };
         assert_eq!(listed(false), caps.hotp_slots, "{family}");
         assert_eq!(listed(true), caps.totp_slots, "{family}");
+        // Only the Nitrokey 3 re-writes a slot in two steps (Delete, then Put).
+        assert_eq!(caps.atomic_rewrite, family != Family::Nitrokey3, "{family}");
     }
+}
+
+/// Breaker #8: the touch wait showed only at debug level, and 6982 was an ordinary
+/// rejection. The handle's prompt hears "touch the Nitrokey 3 <serial>" once per request
+/// that waits, and a touch not given in time is `Error::NotTouched`.
+#[test]
+fn a_touch_wait_prompts_the_operator_and_6982_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), Family::Nitrokey3);
+    let timeout_ms = 400;
+    let manual = emulator::TouchMode::Manual { timeout_ms };
+    emulator::set_touch_mode(dir.path(), &serial, manual).unwrap();
+    let mut token = open(dir.path(), &serial);
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = std::sync::Arc::clone(&heard);
+    token.on_touch_needed(Box::new(move |line: &str| {
+        sink.lock().unwrap().push(line.to_owned())
+    }));
+
+    let key = SecretKey::from_slice(SEED_SHA1);
+    let err = token
+        .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha1)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotTouched { .. }), "{err}");
+    assert_eq!(err.code(), "not_touched");
+    assert!(!err.is_transient(), "a person must act: no automatic retry");
+    assert!(err.to_string().contains("not touched in time"), "{err}");
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [format!("touch the Nitrokey 3 {serial}")]
+    );
 }
 
 /// The hotplug watcher reports a Nitrokey 3 arriving (identified over CTAPHID: family,

@@ -46,6 +46,7 @@ impl Token for Nitrokey {
             },
             reads_code_without_touch: true,
             credential: CredentialKind::AdminPin,
+            atomic_rewrite: true,
         }
     }
 

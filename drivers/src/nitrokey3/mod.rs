@@ -19,7 +19,7 @@ use tracing::debug;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::token::{Family, Location, OtpKind, Slot, TokenInfo};
+use crate::token::{Family, Location, OtpKind, Slot, TokenInfo, TouchPrompt};
 use crate::transport::HidTransport;
 use apdu::StatusWord;
 use ctaphid::{Packet, command, keepalive};
@@ -86,6 +86,8 @@ pub struct Nitrokey3 {
     transport: Box<dyn HidTransport>,
     cid: u32,
     pub(crate) info: TokenInfo,
+    /// Told when the device waits for a touch (see [`Token::on_touch_needed`]).
+    pub(crate) touch_prompt: Option<TouchPrompt>,
 }
 
 impl Nitrokey3 {
@@ -111,6 +113,7 @@ impl Nitrokey3 {
             transport,
             cid: ctaphid::BROADCAST_CID,
             info,
+            touch_prompt: None,
         };
         key.cid = key.allocate_channel()?;
         let data = key.secrets(&apdu::select(), "select Secrets App")?;
@@ -132,6 +135,16 @@ impl Nitrokey3 {
     /// Identity as read when the handle was opened.
     pub fn info(&self) -> &TokenInfo {
         &self.info
+    }
+
+    /// The device waits for a touch: says so at info level (the operator must act) and tells
+    /// the handle's prompt, if one is set.
+    fn ask_for_touch(&mut self, operation: &'static str) {
+        let line = format!("touch the Nitrokey 3 {}", self.info.serial);
+        tracing::info!(device = %self.device(), operation, "{line}");
+        if let Some(prompt) = self.touch_prompt.as_mut() {
+            prompt(&line);
+        }
     }
 
     /// `nitrokey3 SERIAL`, or the HID path before the serial is known.
@@ -233,7 +246,7 @@ impl Nitrokey3 {
                     ..
                 } => {
                     if data.first() == Some(&keepalive::UP_NEEDED) && !told_touch {
-                        debug!(device = %self.device(), operation, "waiting for a touch");
+                        self.ask_for_touch(operation);
                         told_touch = true;
                     }
                     continue;
@@ -370,9 +383,14 @@ impl Nitrokey3 {
         let device = self.device();
         let reason = match sw {
             StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
-                format!(
-                    "{sw}: the device was not touched in time (or the credential needs the PIN)"
-                )
+                return Error::NotTouched {
+                    device,
+                    operation,
+                    reason: format!(
+                        "{sw}: the device was not touched in time (or the credential needs the \
+                         PIN)"
+                    ),
+                };
             }
             StatusWord::NOT_ENOUGH_MEMORY => format!("{sw}: the credential store is full"),
             StatusWord::OPERATION_BLOCKED => format!("{sw}: a credential with this id exists"),

@@ -115,6 +115,7 @@ impl Token for Nitrokey3 {
             max_initial_counter: u64::from(u32::MAX),
             reads_code_without_touch: true,
             credential: CredentialKind::Touch,
+            atomic_rewrite: false,
         }
     }
 
@@ -185,6 +186,10 @@ impl Token for Nitrokey3 {
         self.delete_if_listed(credential_id(slot).as_bytes())?;
         self.forget_free_slots();
         Ok(())
+    }
+
+    fn on_touch_needed(&mut self, prompt: crate::token::TouchPrompt) {
+        self.touch_prompt = Some(prompt);
     }
 
     fn verify(

@@ -91,6 +91,7 @@ impl Token for YubiKey {
             max_initial_counter: 0xF_FFF0,
             reads_code_without_touch: false,
             credential: CredentialKind::AccessCode,
+            atomic_rewrite: true,
         }
     }
 
