@@ -9,6 +9,8 @@
 //! behind it, so that proving one device does not delay writing the next. Transient device
 //! errors are retried with back-off, reopening the handle when the driver asks for it.
 
+use std::sync::mpsc;
+
 use keyprov_drivers::{
     Credential, Digits, Expected, Factor, OtpHash, Presence, Proof, Retry, SecretKey, Slot, Token,
     TokenInfo,
@@ -340,6 +342,9 @@ impl<'c> Run<'c> {
         let digits = digits(key.profile.digits)?;
         let hash = otp_hash(&key)?;
         self.progress.report(who, Stage::Writing, 1, None);
+        let erased = self.revoke_erased(handle, &key, who).inspect_err(|_| {
+            let _ = self.revoke(id, "write not started");
+        })?;
         let result = self.device_op(handle, who, Stage::Writing, |token| match slot.kind {
             keyprov_drivers::OtpKind::Hotp => {
                 let counter = key.counter.unwrap_or(0);
@@ -356,7 +361,11 @@ impl<'c> Run<'c> {
                 _ => "write interrupted".to_string(),
             };
             self.revoke(id, &reason)?;
-            return Err(stop);
+            return Err(if erased {
+                slot_now_empty(stop, slot)
+            } else {
+                stop
+            });
         }
         let replaced = match self.journal.record(Entry::Written(id))? {
             Recorded::Written(replaced) => replaced,
@@ -418,6 +427,38 @@ impl<'c> Run<'c> {
         Ok(())
     }
 
+    /// A family whose slot write is not atomic (Nitrokey 3: Delete, then Put) loses the slot's
+    /// old key once the Delete succeeded, even when the Put then fails: so the old key of the
+    /// slot is revoked in the journal before the write starts, never exported as if the token
+    /// still held it. Whether one was revoked (the slot is empty should the write fail).
+    fn revoke_erased(
+        &self,
+        handle: &mut Handle,
+        key: &keyprov_store::Key,
+        who: &Subject,
+    ) -> Result<bool, Stop> {
+        let caps = self.device_op(handle, who, Stage::Writing, |t| Ok(t.capabilities()))?;
+        if caps.atomic_rewrite {
+            return Ok(false);
+        }
+        let old: Vec<KeyId> = self
+            .store
+            .device_keys(key.device)?
+            .into_iter()
+            .filter(|k| k.id != key.id && k.slot == key.slot)
+            .filter(|k| KeyState::ACTIVE.contains(&k.state))
+            .map(|k| k.id)
+            .collect();
+        for old_id in &old {
+            let reason = format!(
+                "erased by the re-write of slot {} (key {})",
+                key.slot, key.id
+            );
+            self.revoke(*old_id, &reason)?;
+        }
+        Ok(!old.is_empty())
+    }
+
     /// Runs a device operation with retries; the handle is reopened when the driver says so.
     fn device_op<T>(
         &self,
@@ -426,24 +467,59 @@ impl<'c> Run<'c> {
         stage: Stage,
         mut op: impl FnMut(&mut dyn Token) -> keyprov_drivers::Result<T>,
     ) -> Result<T, Stop> {
-        let outcome = retry::retry(
-            &self.backoff,
-            self.cancel,
-            keyprov_drivers::Error::is_transient,
-            |attempt, e| {
-                self.progress
-                    .report(who, stage, attempt + 1, Some(e.to_string()))
-            },
-            |_| handle.with(&mut op),
-        );
+        // A token that asks for a touch meanwhile says so on the device's progress line.
+        let prompts = handle.prompt_tx.clone().zip(handle.prompt_rx.take());
+        // The unplug that ended the operation: retries that then fail to reopen the token
+        // report it, not "unplugged during open".
+        let mut lost = None;
+        let (outcome, prompts) = std::thread::scope(|s| {
+            let relay = prompts.map(|(stop, rx)| {
+                let relay = s.spawn(move || {
+                    for prompt in rx.iter() {
+                        match prompt {
+                            Prompt::Line(line) => self.progress.report(who, stage, 1, Some(line)),
+                            Prompt::Stop => break,
+                        }
+                    }
+                    rx
+                });
+                (stop, relay)
+            });
+            let outcome = retry::retry(
+                &self.backoff,
+                self.cancel,
+                keyprov_drivers::Error::is_transient,
+                |attempt, e| {
+                    if lost.is_none() && unplugged_during_work(e) {
+                        lost = Some(e.to_string());
+                    }
+                    self.progress
+                        .report(who, stage, attempt + 1, Some(e.to_string()))
+                },
+                |_| handle.with(&mut op),
+            );
+            let prompt_rx = relay.and_then(|(stop, relay)| {
+                let _ = stop.send(Prompt::Stop);
+                relay.join().ok()
+            });
+            (outcome, prompt_rx)
+        });
+        handle.prompt_rx = prompts;
+        let message = |error: &keyprov_drivers::Error| match (error, &lost) {
+            (keyprov_drivers::Error::Unplugged { .. }, Some(first)) => first.clone(),
+            _ => error.to_string(),
+        };
         match outcome {
             Outcome::Done { value, .. } => Ok(value),
-            // Retries exhausted on a transient error (unplugged, busy, no answer): a re-run,
-            // with the token back or calmer, may succeed.
-            Outcome::Failed { error, .. } if error.is_transient() => {
-                Err(Stop::Retryable(error.to_string()))
+            // Retries exhausted on a transient error (unplugged, busy, no answer), or a touch
+            // not given in time (not retried: a person must act): a re-run may succeed.
+            Outcome::Failed { error, .. }
+                if error.is_transient()
+                    || matches!(error, keyprov_drivers::Error::NotTouched { .. }) =>
+            {
+                Err(Stop::Retryable(message(&error)))
             }
-            Outcome::Failed { error, .. } => Err(Stop::Failed(error.to_string())),
+            Outcome::Failed { error, .. } => Err(Stop::Failed(message(&error))),
             Outcome::Cancelled => Err(Stop::Cancelled),
         }
     }
@@ -581,19 +657,35 @@ impl EmulatorFinger {
     }
 }
 
+/// What a token's touch prompt sends to the relay that reports it as progress.
+enum Prompt {
+    /// The line for the operator (`touch the Nitrokey 3 00C00001`).
+    Line(String),
+    /// The device operation ended.
+    Stop,
+}
+
 /// A token handle that is (re)opened on demand.
 struct Handle<'c> {
     info: TokenInfo,
     token: Option<Box<dyn Token>>,
     credentials: &'c Credentials,
+    /// For a family that asks for touches (Nitrokey 3): the channel its prompt sends on;
+    /// the receiver is lent to the relay of each device operation.
+    prompt_tx: Option<mpsc::Sender<Prompt>>,
+    prompt_rx: Option<mpsc::Receiver<Prompt>>,
 }
 
 impl<'c> Handle<'c> {
     fn new(info: TokenInfo, credentials: &'c Credentials) -> Self {
+        let touches = info.family == keyprov_drivers::Family::Nitrokey3;
+        let (prompt_tx, prompt_rx) = touches.then(mpsc::channel).unzip();
         Self {
             info,
             token: None,
             credentials,
+            prompt_tx,
+            prompt_rx,
         }
     }
 
@@ -603,6 +695,12 @@ impl<'c> Handle<'c> {
     ) -> keyprov_drivers::Result<T> {
         if self.token.is_none() {
             let mut token = keyprov_drivers::open(&self.info)?;
+            if let Some(tx) = &self.prompt_tx {
+                let tx = tx.clone();
+                token.on_touch_needed(Box::new(move |line: &str| {
+                    let _ = tx.send(Prompt::Line(line.to_owned()));
+                }));
+            }
             token.authenticate(&self.credential())?;
             self.token = Some(token);
         }
@@ -647,6 +745,27 @@ fn parse_slot(text: &str) -> Result<Slot, Stop> {
 fn otp_hash(key: &keyprov_store::Key) -> Result<OtpHash, Stop> {
     crate::hash::driver(key.profile.hash)
         .ok_or_else(|| Stop::Failed(format!("{} OTPs are not supported", key.profile.hash)))
+}
+
+/// A token unplugged while it was working (not while it was being opened again).
+fn unplugged_during_work(e: &keyprov_drivers::Error) -> bool {
+    matches!(e, keyprov_drivers::Error::Unplugged { operation, .. } if *operation != "open")
+}
+
+/// A failed write after the slot's old key was erased: the operator must know the token's
+/// slot is empty now, and that a re-run provisions it.
+fn slot_now_empty(stop: Stop, slot: Slot) -> Stop {
+    let tell = |m: String| {
+        format!(
+            "{m}; the token's slot {slot} is now empty (its old key was erased and is revoked): \
+             run again to provision it"
+        )
+    };
+    match stop {
+        Stop::Failed(m) => Stop::Failed(tell(m)),
+        Stop::Retryable(m) => Stop::Retryable(tell(m)),
+        other => other,
+    }
 }
 
 fn not_attached(device: &Device) -> Stop {
