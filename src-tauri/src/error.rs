@@ -1,6 +1,6 @@
 //! The error every command returns. The frontend receives it as `{code, message}`: `code` is
-//! stable and drives the UI (e.g. `passphrase_required` opens Settings), `message` is for the
-//! operator and never carries a secret.
+//! stable and drives the UI (e.g. `passphrase_required` and `master_key_lost` offer Settings),
+//! `message` is for the operator and never carries a secret.
 
 use keyprov_engine::EngineError;
 use keyprov_store::StoreError;
@@ -106,6 +106,24 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "wrong passphrase for master key /data/keyprov/master.key"
+        );
+    }
+
+    #[test]
+    fn a_lost_master_key_keeps_the_engines_code_and_names_both_files() {
+        let err = CommandError::from(EngineError::Store(StoreError::MasterKeyLost {
+            key_path: PathBuf::from("/tmp/master.key"),
+            db_path: PathBuf::from("/tmp/station.db"),
+            sealed: 4,
+        }));
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["code"], "master_key_lost");
+        // ui/src/screens/devices.test.tsx shows this very message.
+        assert_eq!(
+            json["message"],
+            "master key /tmp/master.key is missing, but the station database /tmp/station.db \
+             holds 4 secrets sealed with it; restore master.key from your backup (see README, \
+             Security) — a new key could not open them"
         );
     }
 }

@@ -38,6 +38,9 @@ const SCREENS: [Screen, string][] = [
   ["settings", "Settings"],
 ];
 
+/** Errors the operator resolves with what the Settings screen shows or sets. */
+const SETTINGS_CODES = ["passphrase_required", "wrong_passphrase", "master_key_lost"];
+
 /** Applies a hotplug event to the device list. */
 export function applyDeviceEvent(list: DeviceInfo[], e: DeviceEvent): DeviceInfo[] {
   const same = (d: DeviceInfo) => d.serial === e.device.serial && d.family === e.device.family;
@@ -212,7 +215,13 @@ export function App(props: { initialScreen?: Screen }) {
           <div class="code">{error.code}</div>
           <div>{error.message}</div>
           <div class="row">
-            {(error.code === "passphrase_required" || error.code === "wrong_passphrase") && (
+            {error.code === "master_key_lost" && (
+              <div class="muted" id="master-key-lost-hint">
+                Nothing was changed. Restore the master key file named above from your backup
+                (it sits beside the station database; Settings shows which one), then try again.
+              </div>
+            )}
+            {SETTINGS_CODES.includes(error.code) && (
               <button class="secondary" onClick={() => setScreen("settings")}>
                 Open Settings
               </button>

@@ -107,5 +107,31 @@ describe("Devices", () => {
     const toast = await screen.findByRole("alert");
     expect(toast.textContent).toContain("discovery");
     expect(toast.textContent).toContain("hidraw3: permission denied");
+    expect(document.querySelector("#master-key-lost-hint")).toBeNull();
+    expect(screen.queryByText("Open Settings")).toBeNull();
+  });
+
+  it("shows a lost master key with its message, what to do, and the way to Settings", async () => {
+    // What src-tauri sends for keyprov_store::StoreError::MasterKeyLost (see its error.rs test).
+    const message =
+      "master key /tmp/master.key is missing, but the station database /tmp/station.db holds 4 " +
+      "secrets sealed with it; restore master.key from your backup (see README, Security) — a " +
+      "new key could not open them";
+    installIpc({
+      settings_get: () => settingsView(),
+      devices: () => {
+        throw { code: "master_key_lost", message };
+      },
+      watch_devices: () => null,
+    });
+    render(<App />);
+    const toast = await screen.findByRole("alert");
+    expect(toast.querySelector(".code")!.textContent).toBe("master_key_lost");
+    expect(toast.textContent).toContain(message);
+    expect(document.querySelector("#master-key-lost-hint")!.textContent).toContain(
+      "Restore the master key file named above from your backup",
+    );
+    fireEvent.click(screen.getByText("Open Settings"));
+    expect(await screen.findByText(/In use: \/tmp\/station.db/)).toBeTruthy();
   });
 });
