@@ -450,10 +450,7 @@ impl<'c> Run<'c> {
             .map(|k| k.id)
             .collect();
         for old_id in &old {
-            let reason = format!(
-                "erased by the re-write of slot {} (key {})",
-                key.slot, key.id
-            );
+            let reason = format!("{ERASED_BY_REWRITE} of slot {} (key {})", key.slot, key.id);
             self.revoke(*old_id, &reason)?;
         }
         Ok(!old.is_empty())
@@ -656,6 +653,10 @@ impl EmulatorFinger {
         })
     }
 }
+
+/// How the revocation of a key a non-atomic re-write erased begins (a re-issue of the token
+/// finds it by this when no key is active).
+pub(crate) const ERASED_BY_REWRITE: &str = "erased by the re-write";
 
 /// What a token's touch prompt sends to the relay that reports it as progress.
 enum Prompt {

@@ -59,11 +59,18 @@ pub(crate) fn reissue(
         .store
         .find_device(tokens::family(token), &token.serial)?
         .ok_or_else(|| unknown("the station never provisioned it"))?;
-    let live = station
-        .store
-        .device_keys(device.id)?
-        .into_iter()
+    let keys = station.store.device_keys(device.id)?;
+    // A re-write that failed after erasing the slot (Nitrokey 3) left no active key and told
+    // the operator to run again: the erased key says what to re-issue.
+    let erased = |k: &&keyprov_store::Key| {
+        k.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(crate::device::ERASED_BY_REWRITE))
+    };
+    let live = keys
+        .iter()
         .rfind(|k| KeyState::ACTIVE.contains(&k.state))
+        .or_else(|| keys.iter().rev().find(erased))
         .ok_or_else(|| unknown("it holds no active key from this station"))?;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let batch_request = BatchRequest {

@@ -138,21 +138,25 @@ fn a_failed_nitrokey3_rewrite_revokes_the_erased_key_and_says_the_slot_is_empty(
     assert!(revoked.is_some(), "the audit log says why the old key went");
     assert!(station.audit_verify().unwrap().ok);
 
-    // A re-run with the operator at hand provisions the empty slot.
+    // The advised re-run (the same re-issue) provisions the empty slot with the erased key's
+    // profile.
     let operator = Operator::new(&tokens, usize::MAX);
     let again = ReissueRequest {
         serial: serial.clone(),
         mode: ProvisioningMode::Local,
         export: None,
     };
-    let err = station
+    let summary = station
         .reissue(again, &|e| operator.hear(e), &Cancel::new())
-        .unwrap_err();
+        .unwrap();
+    assert_eq!((summary.verified, summary.failed), (1, 0));
+    let row = &station.batch(&summary.name).unwrap().tokens[0];
     assert_eq!(
-        err.code(),
-        "unknown_token",
-        "no active key left to re-issue: {err}"
+        (row.slot.as_str(), row.state.as_str()),
+        ("hotp:0", "verified")
     );
+    let otp = emulator::touch(&tokens, &serial, Some(0)).unwrap();
+    assert_eq!(otp.len(), 6);
 }
 
 /// Breaker #10: a Nitrokey 3 unplugged during a write was reported as "unplugged during
