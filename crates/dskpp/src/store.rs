@@ -8,6 +8,7 @@
 //! associated data so a sealed value cannot be moved to another row.
 
 mod key_file;
+mod local;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use crate::prf::Prf;
 use crate::secret::Secret;
 
 pub use key_file::key_file_path;
+pub use local::LocalStore;
 
 /// Why the store failed. Messages name rows, never secrets.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! The two key sources: the DSKPP server core in-process (local mode, its `dskpp_` tables in
-//! the station database) and a central `keyprov serve` over HTTP(S) with a pool of one-time
+//! The two key sources: the DSKPP server core in-process (local mode: the run state — AC,
+//! K_SHARED, session — in memory, issued keys and nonce digests in the `dskpp_` tables of the
+//! station database; `keyprov_dskpp::store::LocalStore`) and a central `keyprov serve` over HTTP(S) with a pool of one-time
 //! Authentication Codes (central mode). Both run the same 4-pass client with K_SHARED.
 
 use std::collections::HashSet;
@@ -7,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use keyprov_dskpp::client::LocalTransport;
 use keyprov_dskpp::server::{Server, ServerConfig};
-use keyprov_dskpp::store::{AcRecord, SharedKey, SqliteStore, Store as _};
+use keyprov_dskpp::store::{AcRecord, LocalStore, SharedKey, SqliteStore, Store as _};
 use keyprov_store::{Batch, MasterKey, Store};
 use zeroize::Zeroizing;
 
@@ -40,10 +41,13 @@ pub(crate) fn source(
     }
 }
 
-/// Local mode: the server core on the station database, sealing with the station master key.
+/// Local mode: the server core in-process. A run's AC, K_SHARED and session cannot outlive the
+/// process (a resumed batch begins a new run), so they stay in memory; issued keys and nonce
+/// digests go to the station database, sealed with the station master key, one transaction per
+/// run instead of five (docs/engine.md, Benchmark).
 pub(crate) struct LocalSource {
     server: Server,
-    store: Arc<SqliteStore>,
+    store: Arc<LocalStore>,
 }
 
 impl LocalSource {
@@ -53,10 +57,13 @@ impl LocalSource {
             &Store::master_key_path(db),
             station.config.passphrase.as_deref(),
         )?;
-        let store = Arc::new(
+        let persistent = Arc::new(
             SqliteStore::open(db, Arc::new(master))
                 .map_err(|e| EngineError::Dskpp(e.to_string()))?,
         );
+        let store = Arc::new(LocalStore::new(
+            persistent as Arc<dyn keyprov_dskpp::store::Store>,
+        ));
         let mut config = ServerConfig::new(LOCAL_URL);
         config.digits = u32::from(batch.profile.digits);
         config.time_step = batch.profile.period.unwrap_or(30);
