@@ -109,6 +109,11 @@ pub fn totp_with(hash: OtpHash, key: &[u8], unix_time: u64, period: u32, digits:
     hotp_with(hash, key, unix_time / u64::from(period.max(1)), digits)
 }
 
+/// Compares an OTP read from a device with the expected value in constant time.
+pub fn otp_matches(read: &str, expected: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(read.as_bytes(), expected.as_bytes()).into()
+}
+
 /// The 31-bit value before reduction modulo 10^digits (RFC 4226 §5.4 "Snum"), HMAC-SHA1.
 pub fn hotp_value(key: &[u8], counter: u64) -> u32 {
     hotp_value_with(OtpHash::Sha1, key, counter)
@@ -152,6 +157,14 @@ pub fn hmac_sha1(key: &[u8], message: &[u8]) -> [u8; 20] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otp_matches_only_equal_codes() {
+        assert!(otp_matches("755224", "755224"));
+        assert!(!otp_matches("755224", "755225"));
+        assert!(!otp_matches("55224", "755224"));
+        assert!(!otp_matches("", "755224"));
+    }
 
     /// RFC 4226 Appendix D, key "12345678901234567890", counters 0..9.
     pub const RFC4226_D: [&str; 10] = [

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::otp::{Digits, OtpHash};
 use crate::secret::{AccessCode, Pin, SecretKey};
 
@@ -266,6 +266,49 @@ pub struct Verification {
     pub next_counter: Option<u64>,
 }
 
+impl Verification {
+    /// An HOTP OTP read from the device equalled the RFC 4226 value at `counter`; the device
+    /// advanced to `counter + 1`.
+    pub fn hotp_matched(counter: u64) -> Verification {
+        Verification {
+            proof: Proof::OtpMatched {
+                counter: Some(counter),
+            },
+            next_counter: Some(counter + 1),
+        }
+    }
+
+    /// A TOTP OTP read from the device equalled the RFC 6238 value.
+    pub fn totp_matched() -> Verification {
+        Verification {
+            proof: Proof::OtpMatched { counter: None },
+            next_counter: None,
+        }
+    }
+}
+
+/// Every slot of a family with `hotp` HOTP slots and `totp` TOTP slots, HOTP first.
+pub(crate) fn all_slots(hotp: u8, totp: u8) -> impl Iterator<Item = Slot> {
+    (0..hotp).map(Slot::hotp).chain((0..totp).map(Slot::totp))
+}
+
+/// The indices of the unprogrammed `kind` slots in a [`Token::programmed_slots`] list.
+pub(crate) fn free_indices(slots: &[(Slot, bool)], kind: OtpKind) -> Vec<u8> {
+    slots
+        .iter()
+        .filter(|(s, used)| s.kind == kind && !used)
+        .map(|(s, _)| s.index)
+        .collect()
+}
+
+/// The error for a [`Token::verify`] call whose slot kind and moving factor disagree
+/// (an HOTP slot with a period, a TOTP slot with a counter).
+pub(crate) fn factor_mismatch(slot: Slot, factor: Factor) -> Error {
+    Error::InvalidArgument(format!(
+        "slot {slot} does not match the expected moving factor {factor:?}"
+    ))
+}
+
 /// An opened token. Every method talks to the device; methods return typed errors
 /// ([`crate::Error`]) whose [`crate::Error::retry`] tells transient from permanent failures.
 ///
@@ -348,5 +391,35 @@ mod tests {
         assert_eq!(Family::parse("nitrokey3"), Some(Family::Nitrokey3));
         let json = serde_json::to_string(&Family::Nitrokey3).unwrap();
         assert_eq!(json, "\"nitrokey3\"");
+    }
+
+    #[test]
+    fn shared_verification_helpers() {
+        let slots: Vec<Slot> = all_slots(2, 3).collect();
+        assert_eq!(
+            slots,
+            [
+                Slot::hotp(0),
+                Slot::hotp(1),
+                Slot::totp(0),
+                Slot::totp(1),
+                Slot::totp(2)
+            ]
+        );
+        let programmed: Vec<(Slot, bool)> = slots
+            .iter()
+            .map(|&s| (s, s == Slot::hotp(0) || s == Slot::totp(1)))
+            .collect();
+        assert_eq!(free_indices(&programmed, OtpKind::Hotp), [1]);
+        assert_eq!(free_indices(&programmed, OtpKind::Totp), [0, 2]);
+        let hotp = Verification::hotp_matched(41);
+        assert_eq!(hotp.next_counter, Some(42));
+        assert_eq!(hotp.proof, Proof::OtpMatched { counter: Some(41) });
+        assert_eq!(Verification::totp_matched().next_counter, None);
+        let err = factor_mismatch(Slot::totp(3), Factor::Counter(7));
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: slot totp:3 does not match the expected moving factor Counter(7)"
+        );
     }
 }

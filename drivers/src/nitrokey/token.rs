@@ -6,11 +6,11 @@ use zeroize::Zeroizing;
 use super::packet::{Request, command};
 use super::{HOTP_SLOTS, Model, Nitrokey, PASSWORD_LEN, TOTP_SLOTS, internal_slot, unix_now};
 use crate::error::{Error, Result};
-use crate::otp::{Digits, OtpHash, hotp_with, totp_with};
+use crate::otp::{Digits, OtpHash, hotp_with, otp_matches, totp_with};
 use crate::secret::SecretKey;
 use crate::token::{
-    Capabilities, Credential, CredentialKind, Expected, Factor, OtpKind, Presence, Proof, Slot,
-    Token, TokenInfo, Verification,
+    Capabilities, Credential, CredentialKind, Expected, Factor, OtpKind, Presence, Slot, Token,
+    TokenInfo, Verification, all_slots, factor_mismatch, free_indices,
 };
 
 impl Nitrokey {
@@ -61,22 +61,12 @@ impl Token for Nitrokey {
     }
 
     fn programmed_slots(&mut self) -> Result<Vec<(Slot, bool)>> {
-        let slots: Vec<Slot> = (0..HOTP_SLOTS)
-            .map(Slot::hotp)
-            .chain((0..TOTP_SLOTS).map(Slot::totp))
-            .collect();
-        let mut out = Vec::with_capacity(slots.len());
-        for slot in slots {
+        let mut out = Vec::with_capacity(usize::from(HOTP_SLOTS + TOTP_SLOTS));
+        for slot in all_slots(HOTP_SLOTS, TOTP_SLOTS) {
             out.push((slot, self.read_slot(slot)?.is_some()));
         }
-        let free = |kind| -> Vec<u8> {
-            out.iter()
-                .filter(|(s, used)| s.kind == kind && !used)
-                .map(|(s, _)| s.index)
-                .collect()
-        };
-        self.info.free_hotp_slots = Some(free(OtpKind::Hotp));
-        self.info.free_totp_slots = Some(free(OtpKind::Totp));
+        self.info.free_hotp_slots = Some(free_indices(&out, OtpKind::Hotp));
+        self.info.free_totp_slots = Some(free_indices(&out, OtpKind::Totp));
         Ok(out)
     }
 
@@ -145,20 +135,12 @@ impl Token for Nitrokey {
                 }
                 let code = self.code(slot, expected.digits, 0)?;
                 let value = hotp_with(expected.hash, key, counter, expected.digits);
-                if !bool::from(subtle::ConstantTimeEq::ct_eq(
-                    code.as_bytes(),
-                    value.as_bytes(),
-                )) {
+                if !otp_matches(&code, &value) {
                     return Err(
                         self.mismatch(slot, "GET_CODE differs from the RFC 4226 value".into())
                     );
                 }
-                Ok(Verification {
-                    proof: Proof::OtpMatched {
-                        counter: Some(counter),
-                    },
-                    next_counter: Some(counter + 1),
-                })
+                Ok(Verification::hotp_matched(counter))
             }
             (OtpKind::Totp, Factor::Period(period)) => {
                 let code = self.code(slot, expected.digits, period)?;
@@ -168,22 +150,16 @@ impl Token for Nitrokey {
                     .iter()
                     .any(|&t| {
                         let value = totp_with(expected.hash, key, t, period, expected.digits);
-                        subtle::ConstantTimeEq::ct_eq(code.as_bytes(), value.as_bytes()).into()
+                        otp_matches(&code, &value)
                     });
                 if !matched {
                     return Err(
                         self.mismatch(slot, "GET_CODE differs from the RFC 6238 value".into())
                     );
                 }
-                Ok(Verification {
-                    proof: Proof::OtpMatched { counter: None },
-                    next_counter: None,
-                })
+                Ok(Verification::totp_matched())
             }
-            _ => Err(Error::InvalidArgument(format!(
-                "slot {slot} does not match the expected moving factor {:?}",
-                expected.factor
-            ))),
+            _ => Err(factor_mismatch(slot, expected.factor)),
         }
     }
 }

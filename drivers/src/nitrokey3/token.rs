@@ -2,16 +2,14 @@
 //! `keyprov-totp-0..14`), a write replaces the credential (Put refuses an existing id, so the
 //! old one is deleted first), verification is a Calculate compared with the RFC value.
 
-use subtle::ConstantTimeEq;
-
 use super::apdu::{Put, kind};
 use super::{HOTP_SLOTS, MAX_KEY_LEN, Nitrokey3, TOTP_SLOTS, credential_id, slot_of, unix_now};
 use crate::error::{Error, Result};
-use crate::otp::{Digits, OtpHash, hotp_with};
+use crate::otp::{Digits, OtpHash, hotp_with, otp_matches};
 use crate::secret::SecretKey;
 use crate::token::{
-    Capabilities, Credential, CredentialKind, Expected, Factor, OtpKind, Presence, Proof, Slot,
-    Token, TokenInfo, Verification,
+    Capabilities, Credential, CredentialKind, Expected, Factor, OtpKind, Presence, Slot, Token,
+    TokenInfo, Verification, all_slots, factor_mismatch, free_indices,
 };
 
 impl Nitrokey3 {
@@ -135,18 +133,11 @@ impl Token for Nitrokey3 {
     fn programmed_slots(&mut self) -> Result<Vec<(Slot, bool)>> {
         let entries = self.list()?;
         let used: Vec<Slot> = entries.iter().filter_map(|e| slot_of(&e.label)).collect();
-        let slots = (0..HOTP_SLOTS)
-            .map(Slot::hotp)
-            .chain((0..TOTP_SLOTS).map(Slot::totp));
-        let out: Vec<(Slot, bool)> = slots.map(|s| (s, used.contains(&s))).collect();
-        let free = |kind| -> Vec<u8> {
-            out.iter()
-                .filter(|(s, used)| s.kind == kind && !used)
-                .map(|(s, _)| s.index)
-                .collect()
-        };
-        self.info.free_hotp_slots = Some(free(OtpKind::Hotp));
-        self.info.free_totp_slots = Some(free(OtpKind::Totp));
+        let out: Vec<(Slot, bool)> = all_slots(HOTP_SLOTS, TOTP_SLOTS)
+            .map(|s| (s, used.contains(&s)))
+            .collect();
+        self.info.free_hotp_slots = Some(free_indices(&out, OtpKind::Hotp));
+        self.info.free_totp_slots = Some(free_indices(&out, OtpKind::Totp));
         Ok(out)
     }
 
@@ -206,32 +197,21 @@ impl Token for Nitrokey3 {
                 // The device calculates at its own counter and advances it.
                 let code = self.calculate(&label, 0)?;
                 let value = hotp_with(expected.hash, key, counter, expected.digits);
-                if !bool::from(code.as_bytes().ct_eq(value.as_bytes())) {
+                if !otp_matches(&code, &value) {
                     return Err(self.mismatch(slot, "RFC 4226"));
                 }
-                Ok(Verification {
-                    proof: Proof::OtpMatched {
-                        counter: Some(counter),
-                    },
-                    next_counter: Some(counter + 1),
-                })
+                Ok(Verification::hotp_matched(counter))
             }
             (OtpKind::Totp, Factor::Period(period)) if period > 0 => {
                 let step = unix_now() / u64::from(period);
                 let code = self.calculate(&label, step)?;
                 let value = hotp_with(expected.hash, key, step, expected.digits);
-                if !bool::from(code.as_bytes().ct_eq(value.as_bytes())) {
+                if !otp_matches(&code, &value) {
                     return Err(self.mismatch(slot, "RFC 6238"));
                 }
-                Ok(Verification {
-                    proof: Proof::OtpMatched { counter: None },
-                    next_counter: None,
-                })
+                Ok(Verification::totp_matched())
             }
-            _ => Err(Error::InvalidArgument(format!(
-                "slot {slot} does not match the expected moving factor {:?}",
-                expected.factor
-            ))),
+            _ => Err(factor_mismatch(slot, expected.factor)),
         }
     }
 }

@@ -8,7 +8,7 @@ use tracing::debug;
 use super::config::{cfg, tkt, write_payload};
 use super::{LOOK_AHEAD, YubiKey, config_command, free_slots};
 use crate::error::{Error, Result};
-use crate::otp::{Digits, OtpHash, hotp_with};
+use crate::otp::{Digits, OtpHash, hotp_with, otp_matches};
 use crate::secret::SecretKey;
 use crate::token::{
     Capabilities, Credential, CredentialKind, Expected, Factor, Presence, Proof, Slot, Token,
@@ -45,14 +45,9 @@ impl YubiKey {
                     candidate,
                     expected.digits,
                 );
-                if subtle::ConstantTimeEq::ct_eq(value.as_bytes(), typed.as_bytes()).into() {
+                if otp_matches(typed, &value) {
                     debug!(device = %self.device(), %slot, candidate, "typed OTP matched");
-                    return Ok(Verification {
-                        proof: Proof::OtpMatched {
-                            counter: Some(candidate),
-                        },
-                        next_counter: Some(candidate + 1),
-                    });
+                    return Ok(Verification::hotp_matched(candidate));
                 }
             }
             mismatches += 1;
