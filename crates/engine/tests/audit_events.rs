@@ -2,41 +2,26 @@
 //! the store's own event rows (read through a second, key-less connection).
 
 use keyprov_drivers::Family;
-use keyprov_drivers::emulator;
+use keyprov_engine::Cancel;
 use keyprov_engine::api::{
-    AuditQuery, BatchRequest, ExportProtection, ExportRequest, OtpKind, ProvisioningMode,
-    StationConfig,
+    AuditQuery, BatchRequest, ExportProtection, ExportRequest, OtpHash, OtpKind,
 };
-use keyprov_engine::{Cancel, Station};
 use keyprov_store::Store;
 
+mod common;
+use common::{add_tokens, batch_request, open_station};
+
 fn request(name: &str) -> BatchRequest {
-    BatchRequest {
-        name: name.into(),
-        otp: OtpKind::Hotp,
-        digits: 6,
-        period: 30,
-        count: None,
-        mode: ProvisioningMode::Local,
-        export: None,
-        operator: None,
-        parallel: Some(2),
-        hash: Default::default(),
-    }
+    batch_request(name, OtpKind::Hotp, OtpHash::Sha1)
 }
 
 #[test]
 fn audit_events_are_the_stores_events_newest_first_with_serials() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    emulator::add(&tokens, Family::Yubikey, 2, None).unwrap();
+    add_tokens(&tokens, Family::Yubikey, 2, None);
     let db = dir.path().join("station.db");
-    let station = Station::open(StationConfig {
-        db_path: Some(db.clone()),
-        emulator_dir: Some(tokens),
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = open_station(&db, tokens);
     let first = station
         .provision(request("first"), &|_| {}, &Cancel::new())
         .unwrap();

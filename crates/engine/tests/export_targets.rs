@@ -3,36 +3,21 @@
 //! target that cannot take the request is refused before anything is written.
 
 use keyprov_drivers::Family;
-use keyprov_drivers::emulator;
 use keyprov_engine::api::{
-    BatchRequest, ExportProtection, ExportRequest, ExportTarget, OtpKind, ProvisioningMode,
-    RenamedSerial, StationConfig,
+    ExportProtection, ExportRequest, ExportTarget, OtpHash, OtpKind, RenamedSerial,
 };
 use keyprov_engine::{Cancel, Station};
 use keyprov_pskc::{ReadOptions, Secret};
 
+mod common;
+use common::{add_tokens, batch_request, open_station};
+
 fn provisioned(dir: &std::path::Path) -> Station {
     let tokens = dir.join("tokens");
-    emulator::add(&tokens, Family::Yubikey, 1, None).unwrap();
-    emulator::add(&tokens, Family::NitrokeyPro, 1, None).unwrap();
-    let station = Station::open(StationConfig {
-        db_path: Some(dir.join("station.db")),
-        emulator_dir: Some(tokens),
-        ..StationConfig::default()
-    })
-    .unwrap();
-    let request = BatchRequest {
-        name: "desk".into(),
-        otp: OtpKind::Hotp,
-        digits: 6,
-        period: 30,
-        count: None,
-        mode: ProvisioningMode::Local,
-        export: None,
-        operator: None,
-        parallel: Some(2),
-        hash: Default::default(),
-    };
+    add_tokens(&tokens, Family::Yubikey, 1, None);
+    add_tokens(&tokens, Family::NitrokeyPro, 1, None);
+    let station = open_station(dir.join("station.db"), tokens);
+    let request = batch_request("desk", OtpKind::Hotp, OtpHash::Sha1);
     let summary = station.provision(request, &|_| {}, &Cancel::new()).unwrap();
     assert_eq!(summary.verified, 2);
     station

@@ -3,18 +3,11 @@
 //! another run was still writing was listed as `interrupted` (#6).
 
 use keyprov_drivers::Family;
-use keyprov_drivers::emulator;
-use keyprov_engine::api::{BatchRequest, StationConfig};
-use keyprov_engine::{Cancel, Station};
+use keyprov_engine::Cancel;
+use keyprov_engine::api::BatchRequest;
 
-fn station(db: std::path::PathBuf, tokens: &std::path::Path) -> Station {
-    Station::open(StationConfig {
-        db_path: Some(db),
-        emulator_dir: Some(tokens.to_path_buf()),
-        ..StationConfig::default()
-    })
-    .unwrap()
-}
+mod common;
+use common::{add_tokens, create_open_batch, hold_lock, open_station};
 
 fn request(name: &str) -> BatchRequest {
     serde_json::from_value(serde_json::json!({
@@ -26,29 +19,17 @@ fn request(name: &str) -> BatchRequest {
     .unwrap()
 }
 
-/// Holds the station lock of `db` as another process's run would (flock is per open file).
-fn hold_lock(db: &std::path::Path) -> std::fs::File {
-    let held = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(keyprov_engine::lock_path(db))
-        .unwrap();
-    held.lock().unwrap();
-    held
-}
-
 #[test]
 fn symlinked_db_path_is_refused_while_a_run_holds_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    emulator::add(&tokens, Family::Yubikey, 1, None).unwrap();
+    add_tokens(&tokens, Family::Yubikey, 1, None);
     let real = dir.path().join("st.db");
     let link = dir.path().join("link.db");
     // The database exists before the link is followed, as in the breaker's run.
-    drop(station(real.clone(), &tokens));
+    drop(open_station(&real, &tokens));
     std::os::unix::fs::symlink("st.db", &link).unwrap();
-    let via_link = station(link.clone(), &tokens);
+    let via_link = open_station(&link, &tokens);
 
     let held = hold_lock(&real);
     let err = via_link
@@ -60,7 +41,7 @@ fn symlinked_db_path_is_refused_while_a_run_holds_the_database() {
 
     // And the other way round: a run through the link holds the database's own lock.
     let held = hold_lock(&link);
-    let err = station(real, &tokens)
+    let err = open_station(real, &tokens)
         .provision(request("a"), &|_| {}, &Cancel::new())
         .unwrap_err();
     assert_eq!(err.code(), "station_busy", "{err}");
@@ -75,23 +56,8 @@ fn symlinked_db_path_is_refused_while_a_run_holds_the_database() {
 fn an_open_batch_is_running_while_the_lock_is_held_and_interrupted_after() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    let station = station(dir.path().join("station.db"), &tokens);
-    let store = keyprov_store::Store::open(station.db_path(), None).unwrap();
-    store
-        .create_batch(&keyprov_store::NewBatch {
-            name: "open".into(),
-            profile: keyprov_store::KeyProfile {
-                algorithm: keyprov_store::OtpAlgorithm::Hotp,
-                digits: 6,
-                period: None,
-                hash: keyprov_store::HashAlgorithm::Sha1,
-            },
-            mode: keyprov_store::BatchMode::Local,
-            server_url: None,
-            operator: None,
-            params: serde_json::json!({}),
-        })
-        .unwrap();
+    let station = open_station(dir.path().join("station.db"), &tokens);
+    create_open_batch(&station, "open");
     assert_eq!(station.batch("open").unwrap().batch.state, "interrupted");
 
     let held = hold_lock(station.db_path());

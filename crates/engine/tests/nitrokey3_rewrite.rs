@@ -10,11 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keyprov_drivers::Family;
 use keyprov_drivers::emulator::{self, Latency, TouchMode};
+use keyprov_engine::Cancel;
 use keyprov_engine::api::{
     BatchRequest, ExportProtection, ExportRequest, OtpHash, OtpKind, ProgressEvent,
-    ProvisioningMode, ReissueRequest, Stage, StationConfig,
+    ProvisioningMode, ReissueRequest, Stage,
 };
-use keyprov_engine::{Cancel, Station};
+
+mod common;
+use common::{add_tokens, batch_request, open_station};
 
 const PROMPT: &str = "touch the Nitrokey 3 00C00001";
 
@@ -52,32 +55,16 @@ impl Operator<'_> {
 fn a_failed_nitrokey3_rewrite_revokes_the_erased_key_and_says_the_slot_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    let serial = emulator::add(&tokens, Family::Nitrokey3, 1, None).unwrap()[0]
-        .serial
-        .clone();
-    emulator::set_latency(&tokens, &serial, Latency::ZERO).unwrap();
+    let serial = add_tokens(&tokens, Family::Nitrokey3, 1, Some(Latency::ZERO)).remove(0);
     let manual = TouchMode::Manual { timeout_ms: 700 };
     emulator::set_touch_mode(&tokens, &serial, manual).unwrap();
-    let station = Station::open(StationConfig {
-        db_path: Some(dir.path().join("station.db")),
-        emulator_dir: Some(tokens.clone()),
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = open_station(dir.path().join("station.db"), &tokens);
 
     // First provisioning: the slot is empty, one touch (for the Put) is asked and given.
     let operator = Operator::new(&tokens, usize::MAX);
     let request = BatchRequest {
-        name: "first".into(),
-        otp: OtpKind::Hotp,
-        digits: 6,
-        period: 30,
-        count: None,
-        mode: ProvisioningMode::Local,
-        export: None,
-        operator: None,
         parallel: Some(1),
-        hash: OtpHash::Sha1,
+        ..batch_request("first", OtpKind::Hotp, OtpHash::Sha1)
     };
     let first = station
         .provision(request, &|e| operator.hear(e), &Cancel::new())
@@ -165,18 +152,10 @@ fn a_failed_nitrokey3_rewrite_revokes_the_erased_key_and_says_the_slot_is_empty(
 fn unplugged_mid_write_names_the_write_not_the_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
-    let serial = emulator::add(&tokens, Family::Nitrokey3, 1, None).unwrap()[0]
-        .serial
-        .clone();
-    emulator::set_latency(&tokens, &serial, Latency::ZERO).unwrap();
+    let serial = add_tokens(&tokens, Family::Nitrokey3, 1, Some(Latency::ZERO)).remove(0);
     emulator::set_touch_mode(&tokens, &serial, TouchMode::Auto { delay_ms: 1 }).unwrap();
     emulator::inject_fault(&tokens, &serial, emulator::Fault::UnplugMidWrite).unwrap();
-    let station = Station::open(StationConfig {
-        db_path: Some(dir.path().join("station.db")),
-        emulator_dir: Some(tokens.clone()),
-        ..StationConfig::default()
-    })
-    .unwrap();
+    let station = open_station(dir.path().join("station.db"), &tokens);
     let request: BatchRequest = serde_json::from_value(serde_json::json!({
         "name": "unplugged",
         "otp": "totp",

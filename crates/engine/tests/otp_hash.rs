@@ -6,38 +6,20 @@
 use keyprov_drivers::Family;
 use keyprov_drivers::emulator;
 use keyprov_engine::api::{
-    BatchRequest, ExportProtection, ExportRequest, ExportTarget, OtpHash, OtpKind,
-    ProvisioningMode, StationConfig,
+    BatchRequest, ExportProtection, ExportRequest, ExportTarget, OtpHash, OtpKind, ProvisioningMode,
 };
 use keyprov_engine::{Cancel, Station};
 use keyprov_pskc::{ReadOptions, Secret};
 
 const PSK: &str = "000102030405060708090a0b0c0d0e0f";
 
+mod common;
+use common::{add_tokens, batch_request as request, open_station};
+
 fn station(dir: &std::path::Path, family: Family) -> Station {
     let tokens = dir.join("tokens");
-    emulator::add(&tokens, family, 2, None).unwrap();
-    Station::open(StationConfig {
-        db_path: Some(dir.join("station.db")),
-        emulator_dir: Some(tokens),
-        ..StationConfig::default()
-    })
-    .unwrap()
-}
-
-fn request(name: &str, otp: OtpKind, hash: OtpHash) -> BatchRequest {
-    BatchRequest {
-        name: name.into(),
-        otp,
-        digits: 6,
-        period: 30,
-        count: None,
-        mode: ProvisioningMode::Local,
-        export: None,
-        operator: None,
-        parallel: Some(2),
-        hash,
-    }
+    add_tokens(&tokens, family, 2, None);
+    open_station(dir.join("station.db"), tokens)
 }
 
 fn export(station: &Station, batch: &str, path: &std::path::Path, target: ExportTarget) {

@@ -4,44 +4,27 @@
 use std::sync::Mutex;
 
 use keyprov_drivers::Family;
-use keyprov_drivers::emulator::{self, Latency};
+use keyprov_drivers::emulator;
 use keyprov_engine::api::{
-    BatchRequest, ExportProtection, ExportRequest, OtpKind, ProgressEvent, ProvisioningMode,
-    ReissueRequest, Stage, StationConfig,
+    BatchRequest, ExportProtection, ExportRequest, OtpHash, OtpKind, ProgressEvent,
+    ProvisioningMode, ReissueRequest, Stage,
 };
 use keyprov_engine::{Cancel, Station};
 
+mod common;
+use common::{FAST, add_tokens, batch_request, open_station};
+
 fn station(dir: &std::path::Path, yubikeys: u32, nitrokeys: u32) -> Station {
     let tokens = dir.join("tokens");
-    let mut added = emulator::add(&tokens, Family::Yubikey, yubikeys, None).unwrap();
-    added.extend(emulator::add(&tokens, Family::NitrokeyPro, nitrokeys, None).unwrap());
-    for t in &added {
-        let fast = Latency {
-            write_ms: 5,
-            other_ms: 1,
-        };
-        emulator::set_latency(&tokens, &t.serial, fast).unwrap();
-    }
-    Station::open(StationConfig {
-        db_path: Some(dir.join("station").join("station.db")),
-        emulator_dir: Some(tokens),
-        ..StationConfig::default()
-    })
-    .unwrap()
+    add_tokens(&tokens, Family::Yubikey, yubikeys, Some(FAST));
+    add_tokens(&tokens, Family::NitrokeyPro, nitrokeys, Some(FAST));
+    open_station(dir.join("station").join("station.db"), tokens)
 }
 
 fn request(name: &str) -> BatchRequest {
     BatchRequest {
-        name: name.into(),
-        otp: OtpKind::Hotp,
-        digits: 6,
-        period: 30,
-        count: None,
-        mode: ProvisioningMode::Local,
-        export: None,
         operator: Some("tester".into()),
-        parallel: Some(2),
-        hash: Default::default(),
+        ..batch_request(name, OtpKind::Hotp, OtpHash::Sha1)
     }
 }
 

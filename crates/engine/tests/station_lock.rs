@@ -5,29 +5,25 @@
 use std::sync::mpsc;
 
 use keyprov_drivers::Family;
-use keyprov_drivers::emulator::{self, Latency};
-use keyprov_engine::api::{BatchRequest, ExportProtection, ExportRequest, Stage, StationConfig};
+use keyprov_drivers::emulator::Latency;
+use keyprov_engine::api::{BatchRequest, ExportProtection, ExportRequest, Stage};
 use keyprov_engine::{Cancel, EngineError, Station};
 
-fn config(dir: &std::path::Path) -> StationConfig {
-    StationConfig {
-        db_path: Some(dir.join("station").join("station.db")),
-        emulator_dir: Some(dir.join("tokens")),
-        ..StationConfig::default()
-    }
+mod common;
+use common::{add_tokens, create_open_batch, hold_lock, open_station};
+
+fn station(dir: &std::path::Path) -> Station {
+    open_station(dir.join("station").join("station.db"), dir.join("tokens"))
 }
 
 /// Two emulated YubiKeys whose writes take 400 ms, so that a run is still going when the
 /// second one starts.
 fn slow_tokens(dir: &std::path::Path) {
-    let tokens = dir.join("tokens");
-    for t in emulator::add(&tokens, Family::Yubikey, 2, None).unwrap() {
-        let slow = Latency {
-            write_ms: 400,
-            other_ms: 1,
-        };
-        emulator::set_latency(&tokens, &t.serial, slow).unwrap();
-    }
+    let slow = Latency {
+        write_ms: 400,
+        other_ms: 1,
+    };
+    add_tokens(&dir.join("tokens"), Family::Yubikey, 2, Some(slow));
 }
 
 /// Built from JSON, as the GUI sends it: fields added to the API later keep their defaults.
@@ -58,8 +54,8 @@ fn export_to(path: std::path::PathBuf) -> Option<ExportRequest> {
 fn a_second_run_on_the_same_database_is_refused_while_the_first_runs() {
     let dir = tempfile::tempdir().unwrap();
     slow_tokens(dir.path());
-    let first = Station::open(config(dir.path())).unwrap();
-    let second = Station::open(config(dir.path())).unwrap();
+    let first = station(dir.path());
+    let second = station(dir.path());
     let db = first.db_path().to_path_buf();
 
     let (writing_tx, writing_rx) = mpsc::channel();
@@ -142,31 +138,15 @@ fn a_second_run_on_the_same_database_is_refused_while_the_first_runs() {
 fn reading_and_exporting_a_finished_batch_need_no_lock_but_an_open_batch_does() {
     let dir = tempfile::tempdir().unwrap();
     slow_tokens(dir.path());
-    let station = Station::open(config(dir.path())).unwrap();
+    let station = station(dir.path());
     station
         .provision(request("done", None), &|_| {}, &Cancel::new())
         .unwrap();
     // An open batch, as a run that is still going (or was killed) leaves it.
-    let store = keyprov_store::Store::open(station.db_path(), None).unwrap();
-    store
-        .create_batch(&keyprov_store::NewBatch {
-            name: "open".into(),
-            profile: keyprov_store::KeyProfile {
-                algorithm: keyprov_store::OtpAlgorithm::Hotp,
-                digits: 6,
-                period: None,
-                hash: keyprov_store::HashAlgorithm::Sha1,
-            },
-            mode: keyprov_store::BatchMode::Local,
-            server_url: None,
-            operator: None,
-            params: serde_json::json!({}),
-        })
-        .unwrap();
+    create_open_batch(&station, "open");
 
     // Someone else (another process, as far as flock is concerned) runs a batch.
-    let held = std::fs::File::open(keyprov_engine::lock_path(station.db_path())).unwrap();
-    held.lock().unwrap();
+    let held = hold_lock(station.db_path());
     assert_eq!(station.batches().unwrap().len(), 2);
     assert!(station.audit_verify().unwrap().ok);
     let record = station
