@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use keyprov_drivers::emulator::{self, EmulatorTransport, Fault, Latency};
+use keyprov_drivers::emulator::{self, EmulatorTransport, Fault};
 use keyprov_drivers::nitrokey::{Model, Nitrokey};
 use keyprov_drivers::yubikey::{self, YubiKey};
 use keyprov_drivers::{
@@ -25,24 +25,8 @@ fn rfc_key() -> SecretKey {
     SecretKey::from_slice(b"12345678901234567890")
 }
 
-/// Adds one device with no latency and returns its serial.
-fn add(dir: &Path, family: Family, firmware: Option<&str>) -> String {
-    let serial = emulator::add(dir, family, 1, firmware)
-        .unwrap()
-        .remove(0)
-        .serial;
-    emulator::set_latency(dir, &serial, Latency::ZERO).unwrap();
-    serial
-}
-
-fn open(dir: &Path, serial: &str) -> Box<dyn Token> {
-    let info = keyprov_drivers::list(Some(dir))
-        .unwrap()
-        .into_iter()
-        .find(|t| t.serial == serial)
-        .expect("listed");
-    keyprov_drivers::open(&info).unwrap()
-}
+mod support;
+use support::{add, expectation, open, write_and_verify};
 
 fn yubikey_handle(dir: &Path, serial: &str) -> YubiKey {
     let transport = Box::new(EmulatorTransport::open(dir, serial).unwrap());
@@ -66,12 +50,7 @@ fn nitrokey_handle(dir: &Path, serial: &str, model: Model) -> Nitrokey {
 }
 
 fn hotp_expected(key: &SecretKey, counter: u64) -> Expected<'_> {
-    Expected {
-        key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(counter),
-    }
+    expectation(key, Digits::SIX, OtpHash::Sha1, Factor::Counter(counter))
 }
 
 /// Touches the YubiKey from another thread once the driver is waiting.
@@ -377,18 +356,8 @@ fn nitrokey_round_trip(family: Family, firmware: &str) {
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
     let key = rfc_key();
-    token
-        .write_hotp(2, &key, 5, Digits::EIGHT, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::EIGHT,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(5),
-    };
-    let verification = token
-        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::EIGHT, OtpHash::Sha1, Factor::Counter(5));
+    let verification = write_and_verify(&mut *token, Slot::hotp(2), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(5) });
     assert_eq!(verification.next_counter, Some(6));
     // Verifying again with the stale counter is refused without consuming an OTP.
@@ -398,18 +367,8 @@ fn nitrokey_round_trip(family: Family, firmware: &str) {
             .is_err()
     );
 
-    token
-        .write_totp(14, &key, 30, Digits::SIX, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Period(30),
-    };
-    let verification = token
-        .verify(Slot::totp(14), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Period(30));
+    let verification = write_and_verify(&mut *token, Slot::totp(14), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: None });
 
     token.erase(Slot::hotp(2)).unwrap();

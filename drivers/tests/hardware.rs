@@ -6,9 +6,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use keyprov_drivers::{
-    Credential, Digits, Expected, Factor, Family, OtpHash, Pin, Presence, Proof, SecretKey, Slot,
-    Token, TokenInfo,
+    Credential, Digits, Factor, Family, OtpHash, Pin, Presence, Proof, SecretKey, Slot, Token,
+    TokenInfo,
 };
+
+mod support;
+use support::{expectation, write_and_verify};
 
 static HARDWARE: Mutex<()> = Mutex::new(());
 
@@ -37,18 +40,8 @@ fn yubikey_slot2_hotp_by_touch_and_hmac() {
     let info = device("KEYPROV_TEST_YUBIKEY_SERIAL", &[Family::Yubikey]);
     let mut token = keyprov_drivers::open(&info).unwrap();
     let key = random_key();
-    token
-        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(0),
-    };
-    let accepted = token
-        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Counter(0));
+    let accepted = write_and_verify(&mut *token, Slot::hotp(2), &expected);
     assert_eq!(accepted.proof, Proof::ConfigurationAccepted);
     eprintln!("long-press the YubiKey (slot 2) within 30 s");
     let verification = token
@@ -83,33 +76,13 @@ fn nitrokey_hotp_and_totp_by_get_code() {
         .authenticate(&Credential::AdminPin(Pin::new(pin)))
         .unwrap();
     let key = SecretKey::from_slice(b"12345678901234567890");
-    token
-        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(0),
-    };
-    let verification = token
-        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Counter(0));
+    let verification = write_and_verify(&mut *token, Slot::hotp(2), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
     assert_eq!(verification.next_counter, Some(1));
 
-    token
-        .write_totp(14, &key, 30, Digits::EIGHT, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::EIGHT,
-        hash: OtpHash::Sha1,
-        factor: Factor::Period(30),
-    };
-    let verification = token
-        .verify(Slot::totp(14), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::EIGHT, OtpHash::Sha1, Factor::Period(30));
+    let verification = write_and_verify(&mut *token, Slot::totp(14), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: None });
     token.erase(Slot::hotp(2)).unwrap();
     token.erase(Slot::totp(14)).unwrap();
@@ -123,34 +96,14 @@ fn nitrokey3_sha256_totp_and_sha1_hotp_by_calculate() {
     let mut token: Box<dyn Token> = keyprov_drivers::open(&info).unwrap();
     eprintln!("touch the Nitrokey 3 each time it blinks (a delete and a register per write)");
     let key = random_key();
-    token
-        .write_hotp(2, &key, 0, Digits::SIX, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(0),
-    };
-    let verification = token
-        .verify(Slot::hotp(2), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Counter(0));
+    let verification = write_and_verify(&mut *token, Slot::hotp(2), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: Some(0) });
     assert_eq!(verification.next_counter, Some(1));
 
     let key = SecretKey::from_slice(b"12345678901234567890123456789012");
-    token
-        .write_totp(14, &key, 30, Digits::EIGHT, OtpHash::Sha256)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::EIGHT,
-        hash: OtpHash::Sha256,
-        factor: Factor::Period(30),
-    };
-    let verification = token
-        .verify(Slot::totp(14), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::EIGHT, OtpHash::Sha256, Factor::Period(30));
+    let verification = write_and_verify(&mut *token, Slot::totp(14), &expected);
     assert_eq!(verification.proof, Proof::OtpMatched { counter: None });
     let slots = token.programmed_slots().unwrap();
     assert!(slots.contains(&(Slot::hotp(2), true)));

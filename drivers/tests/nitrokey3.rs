@@ -6,36 +6,21 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use keyprov_drivers::emulator::{self, EmulatorTransport, Fault, Latency};
+use keyprov_drivers::emulator::{self, EmulatorTransport, Fault};
 use keyprov_drivers::nitrokey3::apdu::{self, Put, kind};
 use keyprov_drivers::nitrokey3::ctaphid::{self, Packet, command, keepalive};
 use keyprov_drivers::transport::HidTransport;
 use keyprov_drivers::{
-    Credential, Digits, Error, Expected, Factor, Family, OtpHash, Pin, Presence, Proof, SecretKey,
-    Slot, Token, hotp_with, totp_with,
+    Credential, Digits, Error, Factor, Family, OtpHash, Pin, Presence, Proof, SecretKey, Slot,
+    hotp_with, totp_with,
 };
+
+mod support;
+use support::{add, expectation, open, write_and_verify};
 
 /// RFC 6238 Appendix B seeds: 20 bytes for SHA-1, 32 for SHA-256.
 const SEED_SHA1: &[u8] = b"12345678901234567890";
 const SEED_SHA256: &[u8] = b"12345678901234567890123456789012";
-
-fn add(dir: &Path, family: Family) -> String {
-    let serial = emulator::add(dir, family, 1, None)
-        .unwrap()
-        .remove(0)
-        .serial;
-    emulator::set_latency(dir, &serial, Latency::ZERO).unwrap();
-    serial
-}
-
-fn open(dir: &Path, serial: &str) -> Box<dyn Token> {
-    let info = keyprov_drivers::list(Some(dir))
-        .unwrap()
-        .into_iter()
-        .find(|t| t.serial == serial)
-        .expect("listed");
-    keyprov_drivers::open(&info).unwrap()
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -47,7 +32,7 @@ fn now() -> u64 {
 #[test]
 fn discovery_names_the_emulated_nitrokey3() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     assert_eq!(serial, "00C00001");
     let info = keyprov_drivers::list(Some(dir.path())).unwrap().remove(0);
     assert_eq!(info.family, Family::Nitrokey3);
@@ -67,21 +52,11 @@ fn discovery_names_the_emulated_nitrokey3() {
 #[test]
 fn hotp_sha1_round_trip_matches_rfc4226_and_the_touch_code() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     let key = SecretKey::from_slice(SEED_SHA1);
-    token
-        .write_hotp(1, &key, 5, Digits::SIX, OtpHash::Sha1)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha1,
-        factor: Factor::Counter(5),
-    };
-    let verified = token
-        .verify(Slot::hotp(1), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Counter(5));
+    let verified = write_and_verify(&mut *token, Slot::hotp(1), &expected);
     assert_eq!(verified.proof, Proof::OtpMatched { counter: Some(5) });
     assert_eq!(verified.next_counter, Some(6));
     // RFC 4226 Appendix D: counter 6 gives 287922.
@@ -96,21 +71,11 @@ fn hotp_sha1_round_trip_matches_rfc4226_and_the_touch_code() {
 #[test]
 fn totp_sha256_round_trip_and_overwrite() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     let key = SecretKey::from_slice(SEED_SHA256);
-    token
-        .write_totp(3, &key, 30, Digits::EIGHT, OtpHash::Sha256)
-        .unwrap();
-    let expected = Expected {
-        key: &key,
-        digits: Digits::EIGHT,
-        hash: OtpHash::Sha256,
-        factor: Factor::Period(30),
-    };
-    let verified = token
-        .verify(Slot::totp(3), &expected, Presence::NoTouch)
-        .unwrap();
+    let expected = expectation(&key, Digits::EIGHT, OtpHash::Sha256, Factor::Period(30));
+    let verified = write_and_verify(&mut *token, Slot::totp(3), &expected);
     assert_eq!(verified.proof, Proof::OtpMatched { counter: None });
     let before = now();
     let code = emulator::touch_totp(dir.path(), &serial, 3).unwrap();
@@ -137,7 +102,7 @@ fn totp_sha256_round_trip_and_overwrite() {
 #[test]
 fn erase_empties_the_slot_and_verify_then_reports_it() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     let key = SecretKey::from_slice(SEED_SHA1);
     token
@@ -149,12 +114,7 @@ fn erase_empties_the_slot_and_verify_then_reports_it() {
     let started = Instant::now();
     token.erase(Slot::hotp(0)).unwrap();
     assert!(started.elapsed() < Duration::from_millis(200));
-    let expected = Expected {
-        key: &key,
-        digits: Digits::SIX,
-        hash: OtpHash::Sha256,
-        factor: Factor::Counter(0),
-    };
+    let expected = expectation(&key, Digits::SIX, OtpHash::Sha256, Factor::Counter(0));
     let err = token
         .verify(Slot::hotp(0), &expected, Presence::NoTouch)
         .unwrap_err();
@@ -180,7 +140,7 @@ fn yubikey_and_nitrokey_pro_refuse_sha256() {
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::from_slice(SEED_SHA1);
     for family in [Family::Yubikey, Family::NitrokeyPro] {
-        let serial = add(dir.path(), family);
+        let serial = add(dir.path(), family, None);
         let mut token = open(dir.path(), &serial);
         assert_eq!(token.capabilities().hashes, vec![OtpHash::Sha1]);
         if family == Family::NitrokeyPro {
@@ -199,7 +159,7 @@ fn yubikey_and_nitrokey_pro_refuse_sha256() {
 #[test]
 fn unplug_mid_put_is_unplugged_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     emulator::inject_fault(dir.path(), &serial, Fault::UnplugMidWrite).unwrap();
     let key = SecretKey::from_slice(SEED_SHA1);
@@ -227,7 +187,7 @@ fn unplug_mid_put_is_unplugged_and_nothing_is_stored() {
 #[test]
 fn status_word_faults_are_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     let key = SecretKey::from_slice(SEED_SHA1);
     emulator::inject_fault(dir.path(), &serial, Fault::StatusWord(0x6982)).unwrap();
@@ -252,7 +212,7 @@ fn status_word_faults_are_named_in_the_error() {
 #[test]
 fn busy_timeout_and_corruption_faults() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut token = open(dir.path(), &serial);
     let key = SecretKey::from_slice(SEED_SHA1);
 
@@ -324,7 +284,7 @@ fn allocate(t: &mut EmulatorTransport) -> u32 {
 #[test]
 fn put_waits_for_the_touch_with_keepalive_up_needed() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut t = transport(dir.path(), &serial);
     let cid = allocate(&mut t);
     assert_eq!(cid, 1);
@@ -413,7 +373,7 @@ fn put_waits_for_the_touch_with_keepalive_up_needed() {
 #[test]
 fn framing_errors_are_answered_with_ctaphid_error() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut t = transport(dir.path(), &serial);
     // A channel never allocated.
     send(&mut t, 0x1234_5678, command::SECRETS, &apdu::list());
@@ -470,7 +430,7 @@ fn framing_errors_are_answered_with_ctaphid_error() {
 #[test]
 fn random_reports_leave_the_emulated_nitrokey3_answering() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let mut t = transport(dir.path(), &serial);
     let cid = allocate(&mut t);
     for round in 0..400usize {
@@ -517,7 +477,7 @@ fn random_reports_leave_the_emulated_nitrokey3_answering() {
 #[test]
 fn manual_touch_waits_for_the_press_or_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let timeout_ms = 600;
     emulator::set_touch_mode(
         dir.path(),
@@ -565,7 +525,7 @@ fn manual_touch_waits_for_the_press_or_times_out() {
 
     // A press with nothing waiting changes nothing; other families take no presence press.
     emulator::press(dir.path(), &serial).unwrap();
-    let yubikey = add(dir.path(), Family::Yubikey);
+    let yubikey = add(dir.path(), Family::Yubikey, None);
     assert!(emulator::press(dir.path(), &yubikey).is_err());
 }
 
@@ -575,7 +535,7 @@ fn manual_touch_waits_for_the_press_or_times_out() {
 #[test]
 fn auto_touch_later_than_the_presence_timeout_is_6982_at_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let timeout_ms = 600;
     emulator::set_touch_mode(
         dir.path(),
@@ -627,7 +587,7 @@ fn touch_slots_match_each_drivers_capabilities() {
         Family::NitrokeyStorage,
         Family::Nitrokey3,
     ] {
-        let serial = add(dir.path(), family);
+        let serial = add(dir.path(), family, None);
         let caps = open(dir.path(), &serial).capabilities();
         let listed = |totp| {
             emulator::touch_slots(family, totp)
@@ -647,7 +607,7 @@ fn touch_slots_match_each_drivers_capabilities() {
 #[test]
 fn a_touch_wait_prompts_the_operator_and_6982_is_not_touched() {
     let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     let timeout_ms = 400;
     let manual = emulator::TouchMode::Manual { timeout_ms };
     emulator::set_touch_mode(dir.path(), &serial, manual).unwrap();
@@ -680,7 +640,7 @@ fn watcher_reports_a_nitrokey3_arriving_and_leaving() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = Watcher::start(Some(dir.path())).unwrap();
     assert!(watcher.present().is_empty());
-    let serial = add(dir.path(), Family::Nitrokey3);
+    let serial = add(dir.path(), Family::Nitrokey3, None);
     match watcher.next_event(Duration::from_secs(2)) {
         Some(DeviceEvent::Arrived(info)) => {
             assert_eq!(
