@@ -26,7 +26,7 @@ fn rfc_key() -> SecretKey {
 }
 
 mod support;
-use support::{add, expectation, open, write_and_verify};
+use support::{add, emulated, expectation, open, write_and_verify};
 
 fn yubikey_handle(dir: &Path, serial: &str) -> YubiKey {
     let transport = Box::new(EmulatorTransport::open(dir, serial).unwrap());
@@ -64,9 +64,7 @@ fn touch_later(dir: &Path, serial: &str) -> thread::JoinHandle<String> {
 
 #[test]
 fn yubikey_touch_types_rfc4226_values_the_driver_decodes() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     assert_eq!(token.info().firmware, "5.4.3");
     assert_eq!(token.info().free_hotp_slots, Some(vec![1, 2]));
     let key = rfc_key();
@@ -100,9 +98,7 @@ fn yubikey_touch_types_rfc4226_values_the_driver_decodes() {
 
 #[test]
 fn yubikey_verification_skips_stale_lines_and_rejects_a_wrong_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     let key = rfc_key();
     token
         .write_hotp(1, &key, 0, Digits::SIX, OtpHash::Sha1)
@@ -135,9 +131,7 @@ fn yubikey_verification_skips_stale_lines_and_rejects_a_wrong_key() {
 /// must zero-fill: random such keys, moving factors and lengths all produce the RFC value.
 #[test]
 fn yubikey_random_keys_with_skipped_chunks_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     for round in 0..24u64 {
         let mut random = [0u8; 24];
         rand::fill(&mut random[..]);
@@ -174,9 +168,7 @@ fn yubikey_random_keys_with_skipped_chunks_round_trip() {
 
 #[test]
 fn yubikey_eight_digits_and_initial_moving_factor() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     let key = rfc_key();
     token
         .write_hotp(2, &key, 32, Digits::EIGHT, OtpHash::Sha1)
@@ -196,9 +188,7 @@ fn yubikey_eight_digits_and_initial_moving_factor() {
 
 #[test]
 fn yubikey_access_code_protects_the_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     let key = rfc_key();
     let code = AccessCode::from_serial_bcd(serial.parse().unwrap());
     let set = Credential::AccessCode {
@@ -319,9 +309,7 @@ fn nitrokey_get_code_gives_rfc4226_values() {
 
 #[test]
 fn nitrokey_wrong_admin_pin_counts_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::NitrokeyPro, None);
-    let mut token = open(dir.path(), &serial);
+    let (_dir, _serial, mut token) = emulated(Family::NitrokeyPro);
     let err = token
         .authenticate(&Credential::AdminPin(Pin::new("00000000")))
         .unwrap_err();
@@ -514,9 +502,7 @@ fn yubikey_corrupted_response_is_a_crc_error() {
 /// back as done although it never ran ("slot name missing" on the next step).
 #[test]
 fn nitrokey_request_sent_while_busy_runs_when_the_device_is_free() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::NitrokeyPro, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::NitrokeyPro);
     token
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();
@@ -553,9 +539,7 @@ fn nitrokey_faults_end_in_typed_errors_and_recover() {
 
 #[test]
 fn state_survives_reopening_and_unplug_kills_old_handles() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Yubikey, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Yubikey);
     token
         .write_hotp(2, &rfc_key(), 0, Digits::SIX, OtpHash::Sha1)
         .unwrap();
@@ -608,9 +592,7 @@ fn default_latency_is_absorbed_by_the_polling_rules() {
 
 #[test]
 fn concurrent_touches_from_many_threads_lose_no_counter_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::NitrokeyPro, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::NitrokeyPro);
     token
         .authenticate(&Credential::AdminPin(Pin::new("12345678")))
         .unwrap();

@@ -16,7 +16,7 @@ use keyprov_drivers::{
 };
 
 mod support;
-use support::{add, expectation, open, write_and_verify};
+use support::{add, emulated, expectation, open, write_and_verify};
 
 /// RFC 6238 Appendix B seeds: 20 bytes for SHA-1, 32 for SHA-256.
 const SEED_SHA1: &[u8] = b"12345678901234567890";
@@ -51,9 +51,7 @@ fn discovery_names_the_emulated_nitrokey3() {
 
 #[test]
 fn hotp_sha1_round_trip_matches_rfc4226_and_the_touch_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Nitrokey3);
     let key = SecretKey::from_slice(SEED_SHA1);
     let expected = expectation(&key, Digits::SIX, OtpHash::Sha1, Factor::Counter(5));
     let verified = write_and_verify(&mut *token, Slot::hotp(1), &expected);
@@ -70,9 +68,7 @@ fn hotp_sha1_round_trip_matches_rfc4226_and_the_touch_code() {
 
 #[test]
 fn totp_sha256_round_trip_and_overwrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Nitrokey3);
     let key = SecretKey::from_slice(SEED_SHA256);
     let expected = expectation(&key, Digits::EIGHT, OtpHash::Sha256, Factor::Period(30));
     let verified = write_and_verify(&mut *token, Slot::totp(3), &expected);
@@ -101,9 +97,7 @@ fn totp_sha256_round_trip_and_overwrite() {
 
 #[test]
 fn erase_empties_the_slot_and_verify_then_reports_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (_dir, _serial, mut token) = emulated(Family::Nitrokey3);
     let key = SecretKey::from_slice(SEED_SHA1);
     token
         .write_hotp(0, &key, 0, Digits::SIX, OtpHash::Sha256)
@@ -158,9 +152,7 @@ fn yubikey_and_nitrokey_pro_refuse_sha256() {
 
 #[test]
 fn unplug_mid_put_is_unplugged_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Nitrokey3);
     emulator::inject_fault(dir.path(), &serial, Fault::UnplugMidWrite).unwrap();
     let key = SecretKey::from_slice(SEED_SHA1);
     // The slot is empty (List shows no credential), so the first slot-changing command is
@@ -186,9 +178,7 @@ fn unplug_mid_put_is_unplugged_and_nothing_is_stored() {
 
 #[test]
 fn status_word_faults_are_named_in_the_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Nitrokey3);
     let key = SecretKey::from_slice(SEED_SHA1);
     emulator::inject_fault(dir.path(), &serial, Fault::StatusWord(0x6982)).unwrap();
     let err = token
@@ -211,9 +201,7 @@ fn status_word_faults_are_named_in_the_error() {
 
 #[test]
 fn busy_timeout_and_corruption_faults() {
-    let dir = tempfile::tempdir().unwrap();
-    let serial = add(dir.path(), Family::Nitrokey3, None);
-    let mut token = open(dir.path(), &serial);
+    let (dir, serial, mut token) = emulated(Family::Nitrokey3);
     let key = SecretKey::from_slice(SEED_SHA1);
 
     emulator::inject_fault(dir.path(), &serial, Fault::Busy).unwrap();

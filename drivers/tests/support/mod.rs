@@ -31,6 +31,15 @@ pub fn open(dir: &Path, serial: &str) -> Box<dyn Token> {
     keyprov_drivers::open(&info).unwrap()
 }
 
+/// A fresh emulator directory holding one `family` device with no latency: the directory
+/// (removed when dropped), the device's serial, and a handle opened through discovery.
+pub fn emulated(family: Family) -> (tempfile::TempDir, String, Box<dyn Token>) {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = add(dir.path(), family, None);
+    let token = open(dir.path(), &serial);
+    (dir, serial, token)
+}
+
 /// What a slot written with `key`, `digits`, `hash` and `factor` is expected to produce.
 pub fn expectation(key: &SecretKey, digits: Digits, hash: OtpHash, factor: Factor) -> Expected<'_> {
     Expected {
