@@ -7,6 +7,8 @@
 //! sealed with the station master key (XChaCha20-Poly1305), the table, row and column being the
 //! associated data so a sealed value cannot be moved to another row.
 
+#[cfg(test)]
+mod fixtures;
 mod key_file;
 mod local;
 
@@ -774,6 +776,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::fixtures::{ac, key, session};
     use super::*;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -782,33 +785,10 @@ mod tests {
         (dir, s.unwrap())
     }
 
-    fn key(id: &str) -> IssuedKey {
-        IssuedKey {
-            key_id: id.into(),
-            client_id: "C1".into(),
-            key_type: KeyType::Hotp,
-            prf: Prf::Sha256,
-            secret: Secret::from_slice(&[1; 20]),
-            k_mac: Secret::from_slice(&[2; 32]),
-            counter: 0,
-            digits: 6,
-            time_step: 30,
-            issued: 1,
-            server_id: "https://s/".into(),
-        }
-    }
-
     #[test]
     fn secrets_are_sealed_at_rest() {
         let (dir, s) = store();
-        s.put_authentication_code(&AcRecord {
-            client_id: "C1".into(),
-            password: Secret::from_slice(b"3582AF0C3E"),
-            expires: i64::MAX,
-            used: false,
-            failures: 0,
-        })
-        .unwrap();
+        s.put_authentication_code(&ac("C1")).unwrap();
         let raw = std::fs::read(dir.path().join("s.db")).unwrap();
         let wal = std::fs::read(dir.path().join("s.db-wal")).unwrap_or_default();
         for bytes in [raw, wal] {
@@ -847,17 +827,9 @@ mod tests {
     fn abandoned_sessions_are_purged_and_stay_used() {
         let (_dir, s) = store();
         let session = Session {
-            id: "s1".into(),
-            created: 100,
             client_id: None,
-            prf: Prf::Sha256,
-            key_type: KeyType::Hotp,
-            encryption: crate::uri::RSA_OAEP.into(),
             nonce_key: NonceKey::Server,
-            r_s: vec![1; 16],
-            renew_key_id: None,
-            client_hello: b"<a/>".to_vec(),
-            server_hello: b"<b/>".to_vec(),
+            ..session("s1", 100)
         };
         s.put_session(&session).unwrap();
         assert!(matches!(s.session("s1").unwrap(), SessionLookup::Active(_)));

@@ -82,9 +82,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::prf::Prf;
     use crate::secret::Secret;
-    use crate::store::{AcRecord, Commit, IssuedKey, KeyType, SharedKey, SqliteStore, Store};
+    use crate::store::fixtures::{ac, key};
+    use crate::store::{Commit, SharedKey, SqliteStore, Store};
 
     fn paths() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -184,32 +184,13 @@ mod tests {
         let s = SqliteStore::open(&db, Arc::new(MasterKey::generate())).unwrap();
         assert_eq!(sealed_values(&db).unwrap(), 0);
         s.put_setting_once("k", &Secret::from_slice(b"1")).unwrap();
-        s.put_authentication_code(&AcRecord {
-            client_id: "C1".into(),
-            password: Secret::from_slice(b"3582AF0C3E"),
-            expires: i64::MAX,
-            used: false,
-            failures: 0,
-        })
-        .unwrap();
+        s.put_authentication_code(&ac("C1")).unwrap();
         let shared = SharedKey {
             name: "K1".into(),
             secret: Secret::from_slice(&[3; 16]),
         };
         s.put_shared_key("C1", &shared).unwrap();
-        let key = IssuedKey {
-            key_id: "k1".into(),
-            client_id: "C1".into(),
-            key_type: KeyType::Hotp,
-            prf: Prf::Sha256,
-            secret: Secret::from_slice(&[1; 20]),
-            k_mac: Secret::from_slice(&[2; 32]),
-            counter: 0,
-            digits: 6,
-            time_step: 30,
-            issued: 1,
-            server_id: "https://s/".into(),
-        };
+        let key = key("k1");
         s.commit(&Commit {
             session_id: None,
             ac_client_id: None,

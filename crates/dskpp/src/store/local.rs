@@ -220,9 +220,9 @@ impl Store for LocalStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{KeyType, NonceKey, SqliteStore};
+    use super::super::SqliteStore;
+    use super::super::fixtures::{ac, key, session};
     use super::*;
-    use crate::prf::Prf;
     use keyprov_store::MasterKey;
 
     fn stores() -> (tempfile::TempDir, Arc<SqliteStore>, LocalStore) {
@@ -232,48 +232,6 @@ mod tests {
         );
         let local = LocalStore::new(sqlite.clone() as Arc<dyn Store>);
         (dir, sqlite, local)
-    }
-
-    fn ac(client_id: &str) -> AcRecord {
-        AcRecord {
-            client_id: client_id.into(),
-            password: Secret::from_slice(b"3582AF0C3E"),
-            expires: i64::MAX,
-            used: false,
-            failures: 0,
-        }
-    }
-
-    fn session(id: &str, created: i64) -> Session {
-        Session {
-            id: id.into(),
-            created,
-            client_id: Some("C1".into()),
-            prf: Prf::Sha256,
-            key_type: KeyType::Hotp,
-            encryption: crate::uri::RSA_OAEP.into(),
-            nonce_key: NonceKey::Shared,
-            r_s: vec![1; 16],
-            renew_key_id: None,
-            client_hello: b"<a/>".to_vec(),
-            server_hello: b"<b/>".to_vec(),
-        }
-    }
-
-    fn key(id: &str) -> IssuedKey {
-        IssuedKey {
-            key_id: id.into(),
-            client_id: "C1".into(),
-            key_type: KeyType::Hotp,
-            prf: Prf::Sha256,
-            secret: Secret::from_slice(&[1; 20]),
-            k_mac: Secret::from_slice(&[2; 32]),
-            counter: 0,
-            digits: 6,
-            time_step: 30,
-            issued: 1,
-            server_id: "https://s/".into(),
-        }
     }
 
     fn commit<'a>(session_id: &'a str, digest: u8, key: &'a IssuedKey) -> Commit<'a> {
