@@ -255,6 +255,22 @@ fn read(t: &mut EmulatorTransport) -> [u8; 64] {
     buf
 }
 
+/// Reads one report and returns the Secrets App reply it carries; panics naming `what` if the
+/// report is not a single-packet Secrets answer.
+fn secrets_reply(t: &mut EmulatorTransport, what: &str) -> Vec<u8> {
+    let report = read(t);
+    let Some(Packet::Init {
+        cmd: command::SECRETS,
+        bcnt,
+        data,
+        ..
+    }) = Packet::parse(&report)
+    else {
+        panic!("{what} answer");
+    };
+    data[..usize::from(bcnt)].to_vec()
+}
+
 fn allocate(t: &mut EmulatorTransport) -> u32 {
     let nonce = [9, 8, 7, 6, 5, 4, 3, 2];
     send(t, ctaphid::BROADCAST_CID, command::INIT, &nonce);
@@ -339,17 +355,8 @@ fn put_waits_for_the_touch_with_keepalive_up_needed() {
         command::SECRETS,
         &apdu::calculate(b"keyprov-totp-0", 1111111111 / 30),
     );
-    let report = read(&mut t);
-    let Some(Packet::Init {
-        cmd: command::SECRETS,
-        bcnt,
-        data,
-        ..
-    }) = Packet::parse(&report)
-    else {
-        panic!("calculate answer");
-    };
-    let (sw, body) = apdu::split_reply(&data[..usize::from(bcnt)]).unwrap();
+    let reply = secrets_reply(&mut t, "calculate");
+    let (sw, body) = apdu::split_reply(&reply).unwrap();
     assert!(sw.is_success());
     assert_eq!(apdu::parse_calculate(body).as_deref(), Some("062674"));
     assert_eq!(
@@ -444,17 +451,8 @@ fn random_reports_leave_the_emulated_nitrokey3_answering() {
     {}
     let cid = allocate(&mut t);
     send(&mut t, cid, command::SECRETS, &apdu::select());
-    let report = read(&mut t);
-    let Some(Packet::Init {
-        cmd: command::SECRETS,
-        bcnt,
-        data,
-        ..
-    }) = Packet::parse(&report)
-    else {
-        panic!("SELECT answer");
-    };
-    let (sw, body) = apdu::split_reply(&data[..usize::from(bcnt)]).unwrap();
+    let reply = secrets_reply(&mut t, "SELECT");
+    let (sw, body) = apdu::split_reply(&reply).unwrap();
     assert!(sw.is_success(), "{sw}");
     let info = apdu::parse_select(body).unwrap();
     assert_eq!(info.serial, Some([0x00, 0xC0, 0x00, 0x01]));
