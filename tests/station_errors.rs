@@ -21,6 +21,20 @@ fn provision(bench: &Bench, db: &str, extra: &[&str]) -> std::process::Output {
     run(&args)
 }
 
+/// A first batch that succeeds, so that the database holds sealed keys.
+fn provision_first(bench: &Bench, db: &str) {
+    let emu = bench.emu_arg();
+    ok(&[
+        "provision",
+        "--batch",
+        "first",
+        "--emulator",
+        &emu,
+        "--db",
+        db,
+    ]);
+}
+
 fn bench() -> Bench {
     let bench = Bench::new();
     bench.add_tokens("yubikey", 2);
@@ -115,15 +129,7 @@ fn a_wrong_passphrase_names_the_master_key_once() {
 fn a_second_run_is_refused_at_once_naming_the_database_and_the_holder() {
     let bench = bench();
     let db = bench.db().display().to_string();
-    ok(&[
-        "provision",
-        "--batch",
-        "first",
-        "--emulator",
-        &bench.emu_arg(),
-        "--db",
-        &db,
-    ]);
+    provision_first(&bench, &db);
     // This test process holds the station lock, as a running `keyprov provision` would.
     let lock = bench.db().with_file_name("station.db.lock");
     let mut held = std::fs::OpenOptions::new().write(true).open(&lock).unwrap();
@@ -153,15 +159,7 @@ fn a_second_run_is_refused_at_once_naming_the_database_and_the_holder() {
 fn a_missing_master_key_beside_sealed_keys_is_an_error_and_nothing_is_replaced() {
     let bench = bench();
     let db = bench.db().display().to_string();
-    ok(&[
-        "provision",
-        "--batch",
-        "first",
-        "--emulator",
-        &bench.emu_arg(),
-        "--db",
-        &db,
-    ]);
+    provision_first(&bench, &db);
     let key = bench.db().with_file_name("master.key");
     let backup = bench.path("master.key.backup");
     std::fs::rename(&key, &backup).unwrap();
